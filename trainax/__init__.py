@@ -1,0 +1,24 @@
+"""trainax: training neural PDE emulators and solvers in JAX.
+
+```python
+import trainax as tx
+trainer = tx.trainer.SupervisedTrainer(data, num_rollout_steps=5,
+    optimizer=optax.adam(1e-3), num_training_steps=1000, batch_size=32)
+model, loss_history = trainer(model, key=jax.random.PRNGKey(0))
+```
+"""
+
+from . import callback, configuration, loss, trainer
+from .trainer import GeneralTrainer, PermutationMixer, TrajectorySubStacker
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GeneralTrainer",
+    "PermutationMixer",
+    "TrajectorySubStacker",
+    "callback",
+    "configuration",
+    "loss",
+    "trainer",
+]

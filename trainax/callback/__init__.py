@@ -1,0 +1,22 @@
+"""Callbacks: run every k steps between compiled chunks of training."""
+
+from ._base import BaseCallback, CompositeCallback
+from ._callbacks import (
+    GetNetwork,
+    GradNorm,
+    Loss,
+    SaveNetwork,
+    ValidationRollout,
+    WeightNorm,
+)
+
+__all__ = [
+    "BaseCallback",
+    "CompositeCallback",
+    "GetNetwork",
+    "GradNorm",
+    "Loss",
+    "SaveNetwork",
+    "ValidationRollout",
+    "WeightNorm",
+]

@@ -1,0 +1,256 @@
+"""The abstract configuration, the shared rollout machinery and composition."""
+
+from __future__ import annotations
+
+import abc
+from typing import Callable, ClassVar, Optional, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PyTree
+
+from .._checks import positive_int
+from ..loss import BaseLoss
+
+Stepper = Callable[[Float[Array, "C *N"]], Float[Array, "C *N"]]
+ResiduumFn = Callable[[Float[Array, "B C *N"], Float[Array, "B C *N"]], Float[Array, "B C *N"]]
+
+
+class BaseConfiguration(eqx.Module):
+    """How a network stepper meets the data, a reference stepper or a residuum.
+
+    A configuration is a callable PyTree
+
+    ```python
+    loss = config(stepper, data, ref_stepper=None, residuum_fn=None)
+    ```
+
+    where `stepper` maps one state `(C, *N)` to the next, `data` is one
+    minibatch of trajectory windows `(B, W, C, *N)` and `loss` is a scalar.
+    Configurations add and scale: `0.5 * cfg_a + cfg_b` is a
+    [`Composite`][trainax.configuration.Composite].
+    """
+
+    @property
+    @abc.abstractmethod
+    def window_length(self) -> int:
+        """The number of time levels `W` each data window must hold."""
+
+    needs_ref_stepper: ClassVar[bool] = False
+    needs_residuum_fn: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def __call__(
+        self,
+        stepper: Stepper,
+        data: Float[Array, "B W C *N"],
+        *,
+        ref_stepper: Optional[Stepper] = None,
+        residuum_fn: Optional[ResiduumFn] = None,
+    ) -> Float[Array, ""]:
+        """The scalar loss of `stepper` on one minibatch of windows."""
+
+    def check_dependencies(self, ref_stepper=None, residuum_fn=None) -> None:
+        """Raise if a needed `ref_stepper` or `residuum_fn` is missing."""
+        name = type(self).__name__
+        if self.needs_ref_stepper and ref_stepper is None:
+            raise ValueError(
+                f"{name} branches or continues with a reference solver: pass "
+                "`ref_stepper=` (for example an exponax stepper), got None."
+            )
+        if self.needs_residuum_fn and residuum_fn is None:
+            raise ValueError(
+                f"{name} evaluates a residuum of consecutive states: pass "
+                "`residuum_fn=` (a callable residuum_fn(u_next, u_prev) on batched "
+                "states), got None."
+            )
+
+    def check_data(self, data) -> None:
+        """Raise if `data` is not a batch of windows long enough for this configuration."""
+        shape = getattr(data, "shape", None)
+        if shape is None or len(shape) < 3:
+            raise ValueError(
+                "`data` must be a batch of trajectory windows of shape (B, W, C, *N); "
+                f"got shape {shape}."
+            )
+        if shape[1] < self.window_length:
+            raise ValueError(
+                f"`data` windows hold {shape[1]} time levels, but {self!r} needs at "
+                f"least {self.window_length} (num_rollout_steps plus the initial state)."
+            )
+
+    def __add__(self, other):
+        if not isinstance(other, BaseConfiguration):
+            return NotImplemented
+        return Composite((self, other), (1.0, 1.0))
+
+    def __mul__(self, scale):
+        if isinstance(scale, BaseConfiguration):
+            return NotImplemented
+        return Composite((self,), (float(scale),))
+
+    __rmul__ = __mul__
+
+
+def _check_weights(name: str, weights, expected: int):
+    if weights is None:
+        return jnp.ones(expected)
+    weights = jnp.asarray(weights, dtype=float)
+    if weights.shape != (expected,):
+        raise ValueError(
+            f"`{name}` must hold one weight per level: expected shape ({expected},), "
+            f"got {weights.shape}."
+        )
+    return weights
+
+
+def check_rollout_options(num_rollout_steps, cut_bptt_every):
+    positive_int("num_rollout_steps", num_rollout_steps)
+    positive_int("cut_bptt_every", cut_bptt_every)
+
+
+def network_rollout(
+    stepper: Stepper,
+    initial: Float[Array, "B C *N"],
+    num_steps: int,
+    *,
+    cut_bptt: bool = False,
+    cut_bptt_every: int = 1,
+    remat: bool = False,
+) -> Float[Array, "T B C *N"]:
+    """Autoregressive rollout of `stepper` over a batch; returns states 1..T.
+
+    With `cut_bptt`, the state fed into the stepper at step `t` is
+    stop-gradiented whenever `t % cut_bptt_every == 0`, so gradients flow back
+    at most `cut_bptt_every` steps. With `remat`, each step is rematerialised
+    on the backward pass (`jax.checkpoint`), so memory grows with the carry
+    only, not with the stepper's activations.
+    """
+    batched = jax.vmap(stepper)
+
+    def step(u, t):
+        if cut_bptt and cut_bptt_every == 1:
+            u = jax.lax.stop_gradient(u)
+        elif cut_bptt:
+            u = jnp.where(t % cut_bptt_every == 0, jax.lax.stop_gradient(u), u)
+        u_next = batched(u)
+        return u_next, u_next
+
+    if remat:
+        step = jax.checkpoint(step)
+    _, trajectory = jax.lax.scan(step, initial, jnp.arange(num_steps))
+    return trajectory
+
+
+def reference_rollout(ref_stepper: Stepper, initial, num_steps: int):
+    """Rollout of a reference solver over a batch (no cuts); returns states 1..T."""
+    batched = jax.vmap(ref_stepper)
+
+    def step(u, _):
+        u_next = batched(u)
+        return u_next, u_next
+
+    _, trajectory = jax.lax.scan(step, initial, None, length=num_steps)
+    return trajectory
+
+
+def weighted_level_losses(
+    loss: BaseLoss, predictions, targets, weights
+) -> Float[Array, ""]:
+    """`sum_l weights[l] * loss(predictions[l], targets[l])` over leading level axis.
+
+    `targets=None` compares each level with zero (residuals).
+    """
+    if targets is None:
+        per_level = jax.vmap(lambda p: loss(p))(predictions)
+    else:
+        per_level = jax.vmap(loss)(predictions, targets)
+    return jnp.sum(weights * per_level)
+
+
+def time_major(data: Float[Array, "B W C *N"]) -> Float[Array, "W B C *N"]:
+    return jnp.moveaxis(data, 1, 0)
+
+
+class Composite(BaseConfiguration):
+    """A weighted sum of configurations, itself a configuration.
+
+    ```python
+    cfg = tx.configuration.Composite(
+        (tx.configuration.Supervised(5), tx.configuration.Residuum(5)),
+        weights=(1.0, 0.1),
+    )
+    # same as Supervised(5) + 0.1 * Residuum(5)
+    ```
+
+    **Arguments:**
+
+    - `configurations`: the configurations to combine.
+    - `weights`: one float per configuration (default all ones).
+    """
+
+    configurations: tuple[BaseConfiguration, ...]
+    weights: tuple[float, ...]
+
+    def __init__(
+        self,
+        configurations: Sequence[BaseConfiguration],
+        weights: Optional[Sequence[float]] = None,
+    ):
+        configurations = tuple(configurations)
+        if not configurations or not all(
+            isinstance(c, BaseConfiguration) for c in configurations
+        ):
+            raise TypeError(
+                "`configurations` must be a non-empty sequence of configurations, "
+                f"got {configurations!r}."
+            )
+        if weights is None:
+            weights = (1.0,) * len(configurations)
+        weights = tuple(float(w) for w in weights)
+        if len(weights) != len(configurations):
+            raise ValueError(
+                f"`weights` must hold one weight per configuration: expected "
+                f"{len(configurations)}, got {len(weights)}."
+            )
+        # flatten nested composites so `a + b + c` stays one flat sum
+        flat_cfgs, flat_w = [], []
+        for cfg, w in zip(configurations, weights):
+            if isinstance(cfg, Composite):
+                flat_cfgs.extend(cfg.configurations)
+                flat_w.extend(w * wi for wi in cfg.weights)
+            else:
+                flat_cfgs.append(cfg)
+                flat_w.append(w)
+        self.configurations = tuple(flat_cfgs)
+        self.weights = tuple(flat_w)
+
+    @property
+    def window_length(self) -> int:
+        return max(c.window_length for c in self.configurations)
+
+    def check_dependencies(self, ref_stepper=None, residuum_fn=None) -> None:
+        for c in self.configurations:
+            c.check_dependencies(ref_stepper, residuum_fn)
+
+    def __call__(self, stepper, data, *, ref_stepper=None, residuum_fn=None):
+        self.check_data(data)
+        return sum(
+            w * c(stepper, data, ref_stepper=ref_stepper, residuum_fn=residuum_fn)
+            for c, w in zip(self.configurations, self.weights)
+        )
+
+
+def exponential_time_level_weights(num_levels: int, discount: float) -> np.ndarray:
+    """Weights `discount**l` for `l = 0..num_levels-1` (discounting later levels).
+
+    ```python
+    cfg = tx.configuration.Supervised(
+        10, time_level_weights=tx.configuration.exponential_time_level_weights(10, 0.9)
+    )
+    ```
+    """
+    positive_int("num_levels", num_levels)
+    return np.asarray(float(discount)) ** np.arange(num_levels)

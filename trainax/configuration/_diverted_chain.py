@@ -1,0 +1,167 @@
+"""Diverted chains: a reference solver branches off the network's own states."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from .._checks import positive_int
+from ..loss import BaseLoss, MSELoss
+from ._base import (
+    BaseConfiguration,
+    _check_weights,
+    check_rollout_options,
+    network_rollout,
+    reference_rollout,
+    time_major,
+)
+
+
+class DivertedChain(BaseConfiguration):
+    """The reference stepper branches off the network's main chain.
+
+    The network rolls out `T` steps from the data's initial state, giving
+    `u_0 = data[0], u_1, ..., u_T`. From each main-chain state `u_s`,
+    `s = 0..T-B`, the reference stepper `P` runs a branch of `B` steps and
+    the network's states are compared with it:
+
+    loss = sum_{s=0}^{T-B} sum_{j=1}^{B} w_s * v_j * L(u_{s+j}, P^j(u_s))
+
+    With `B = 1` (see [`DivertedChainBranchOne`][trainax.configuration.DivertedChainBranchOne])
+    each network step is compared with one reference step from the same
+    input. With `B = T` there is one branch, from the data's initial state:
+    when the data were made by `P`, this is exactly
+    [`Supervised`][trainax.configuration.Supervised]. Only the windows' first
+    state is used (`window_length == 1`).
+
+    **Arguments:**
+
+    - `num_rollout_steps`: `T`, the length of the network's main chain.
+    - `num_branch_steps`: `B`, the length of each reference branch (`1..T`).
+    - `time_level_loss`: the loss at each level (default MSE), called as
+        `L(network_state, reference_state)`.
+    - `cut_bptt`, `cut_bptt_every`: truncate backpropagation through the
+        network's main chain (as in `Supervised`).
+    - `cut_div_chain`: stop the gradient through the reference branches
+        (the branch starts `u_s` are stop-gradiented), so no gradient flows
+        through the differentiable solver.
+    - `time_level_weights`: `T - B + 1` weights `w_s`, one per branch start.
+    - `branch_level_weights`: `B` weights `v_j`, one per step within a branch.
+    - `remat`: rematerialise each network step on the backward pass.
+
+    Needs `ref_stepper` at call time.
+    """
+
+    num_rollout_steps: int
+    num_branch_steps: int
+    time_level_loss: BaseLoss
+    cut_bptt: bool
+    cut_bptt_every: int
+    cut_div_chain: bool
+    time_level_weights: Float[Array, " S"]
+    branch_level_weights: Float[Array, " B"]
+    remat: bool
+
+    needs_ref_stepper = True
+
+    def __init__(
+        self,
+        num_rollout_steps: int = 1,
+        num_branch_steps: int = 1,
+        *,
+        time_level_loss: BaseLoss = MSELoss(),
+        cut_bptt: bool = False,
+        cut_bptt_every: int = 1,
+        cut_div_chain: bool = False,
+        time_level_weights: Optional[Float[Array, " S"]] = None,
+        branch_level_weights: Optional[Float[Array, " B"]] = None,
+        remat: bool = False,
+    ):
+        check_rollout_options(num_rollout_steps, cut_bptt_every)
+        positive_int("num_branch_steps", num_branch_steps)
+        if num_branch_steps > num_rollout_steps:
+            raise ValueError(
+                "`num_branch_steps` must be at most `num_rollout_steps` "
+                f"({num_rollout_steps}), got {num_branch_steps}."
+            )
+        self.num_rollout_steps = num_rollout_steps
+        self.num_branch_steps = num_branch_steps
+        self.time_level_loss = time_level_loss
+        self.cut_bptt = bool(cut_bptt)
+        self.cut_bptt_every = cut_bptt_every
+        self.cut_div_chain = bool(cut_div_chain)
+        self.time_level_weights = _check_weights(
+            "time_level_weights",
+            time_level_weights,
+            num_rollout_steps - num_branch_steps + 1,
+        )
+        self.branch_level_weights = _check_weights(
+            "branch_level_weights", branch_level_weights, num_branch_steps
+        )
+        self.remat = bool(remat)
+
+    @property
+    def window_length(self) -> int:
+        return 1
+
+    def __call__(self, stepper, data, *, ref_stepper=None, residuum_fn=None):
+        self.check_data(data)
+        self.check_dependencies(ref_stepper, residuum_fn)
+        T, B = self.num_rollout_steps, self.num_branch_steps
+        num_branches = T - B + 1
+        initial = time_major(data)[0]
+        predictions = network_rollout(
+            stepper,
+            initial,
+            T,
+            cut_bptt=self.cut_bptt,
+            cut_bptt_every=self.cut_bptt_every,
+            remat=self.remat,
+        )
+        chain = jnp.concatenate([initial[None], predictions], axis=0)  # u_0..u_T
+        starts = chain[:num_branches]
+        if self.cut_div_chain:
+            starts = jax.lax.stop_gradient(starts)
+        # branches[s, j-1] = P^j(u_s)
+        branches = jax.vmap(lambda u: reference_rollout(ref_stepper, u, B))(starts)
+        # network[s, j-1] = u_{s+j}
+        index = jnp.arange(num_branches)[:, None] + jnp.arange(B)[None, :]
+        network = predictions[index]
+        per_level = jax.vmap(jax.vmap(self.time_level_loss))(network, branches)
+        weights = self.time_level_weights[:, None] * self.branch_level_weights[None, :]
+        return jnp.sum(weights * per_level)
+
+
+def DivertedChainBranchOne(
+    num_rollout_steps: int = 1,
+    *,
+    time_level_loss: BaseLoss = MSELoss(),
+    cut_bptt: bool = False,
+    cut_bptt_every: int = 1,
+    cut_div_chain: bool = False,
+    time_level_weights: Optional[Float[Array, " T"]] = None,
+    remat: bool = False,
+) -> DivertedChain:
+    """The diverted chain with branches of one step: `DivertedChain(T, 1, ...)`.
+
+    Each network step `u_{t+1} = f(u_t)` is compared with one reference step
+    from the same input, `P(u_t)`; `time_level_weights` holds `T` weights.
+
+    ```python
+    cfg = tx.configuration.DivertedChainBranchOne(num_rollout_steps=5)
+    loss = cfg(model, windows, ref_stepper=exponax_stepper)
+    ```
+    """
+    return DivertedChain(
+        num_rollout_steps,
+        1,
+        time_level_loss=time_level_loss,
+        cut_bptt=cut_bptt,
+        cut_bptt_every=cut_bptt_every,
+        cut_div_chain=cut_div_chain,
+        time_level_weights=time_level_weights,
+        remat=remat,
+    )

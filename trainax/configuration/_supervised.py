@@ -1,0 +1,94 @@
+"""Supervised (one-step or unrolled) training against the data."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ..loss import BaseLoss, MSELoss
+from ._base import (
+    BaseConfiguration,
+    _check_weights,
+    check_rollout_options,
+    network_rollout,
+    time_major,
+    weighted_level_losses,
+)
+
+
+class Supervised(BaseConfiguration):
+    """Roll the network out from the window's first state and compare each
+    prediction with the reference state at the same time level.
+
+    loss = sum_{t=1}^{T} w_t * time_level_loss(f^t(u_0), u_t)
+
+    `num_rollout_steps=1` is one-step supervised training; larger values are
+    unrolled (autoregressive) training. Windows need `T + 1` time levels.
+
+    **Arguments:**
+
+    - `num_rollout_steps`: `T`, the number of autoregressive network steps.
+    - `time_level_loss`: the [`BaseLoss`][trainax.loss.BaseLoss] applied at
+        each time level (default MSE).
+    - `cut_bptt`: stop the gradient through the network's own inputs
+        (truncated backpropagation through time).
+    - `cut_bptt_every`: with `cut_bptt`, cut only every k-th step, so gradients
+        flow back at most k steps.
+    - `time_level_weights`: `T` weights, one per time level (default ones).
+    - `remat`: rematerialise each rollout step on the backward pass
+        (`jax.checkpoint`), trading compute for memory in long rollouts.
+
+    ```python
+    cfg = tx.configuration.Supervised(num_rollout_steps=5)
+    loss = cfg(model, windows)  # windows: (B, 6, C, *N)
+    ```
+    """
+
+    num_rollout_steps: int
+    time_level_loss: BaseLoss
+    cut_bptt: bool
+    cut_bptt_every: int
+    time_level_weights: Float[Array, " T"]
+    remat: bool
+
+    def __init__(
+        self,
+        num_rollout_steps: int = 1,
+        *,
+        time_level_loss: BaseLoss = MSELoss(),
+        cut_bptt: bool = False,
+        cut_bptt_every: int = 1,
+        time_level_weights: Optional[Float[Array, " T"]] = None,
+        remat: bool = False,
+    ):
+        check_rollout_options(num_rollout_steps, cut_bptt_every)
+        self.num_rollout_steps = num_rollout_steps
+        self.time_level_loss = time_level_loss
+        self.cut_bptt = bool(cut_bptt)
+        self.cut_bptt_every = cut_bptt_every
+        self.time_level_weights = _check_weights(
+            "time_level_weights", time_level_weights, num_rollout_steps
+        )
+        self.remat = bool(remat)
+
+    @property
+    def window_length(self) -> int:
+        return self.num_rollout_steps + 1
+
+    def __call__(self, stepper, data, *, ref_stepper=None, residuum_fn=None):
+        self.check_data(data)
+        trajectory = time_major(data)
+        predictions = network_rollout(
+            stepper,
+            trajectory[0],
+            self.num_rollout_steps,
+            cut_bptt=self.cut_bptt,
+            cut_bptt_every=self.cut_bptt_every,
+            remat=self.remat,
+        )
+        targets = trajectory[1 : self.num_rollout_steps + 1]
+        return weighted_level_losses(
+            self.time_level_loss, predictions, targets, self.time_level_weights
+        )

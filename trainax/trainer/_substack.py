@@ -1,0 +1,89 @@
+"""Windows of consecutive time levels cut from reference trajectories."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from beartype import beartype
+from jaxtyping import Array, Float, Int, jaxtyped
+
+from .._checks import positive_int
+
+
+def _check_trajectories(trajectories, window: int, *, name: str = "trajectories"):
+    shape = getattr(trajectories, "shape", None)
+    if shape is None or len(shape) < 3:
+        raise ValueError(
+            f"`{name}` must have shape (S, T+1, C, *N) (samples, time levels, "
+            f"channels, space); got shape {shape}."
+        )
+    if shape[1] < window:
+        raise ValueError(
+            f"`{name}` hold {shape[1]} time levels, but windows of {window} are "
+            f"needed (num_rollout_steps plus the initial state, and any post-physics "
+            f"steps): make the trajectories longer or num_rollout_steps smaller."
+        )
+
+
+def substack_trajectories(
+    trajectories: Float[Array, "S T_plus_1 C *N"], window: int
+) -> Float[Array, "S_times_windows W C *N"]:
+    """All windows of `window` consecutive time levels, stacked.
+
+    Turns `(S, T+1, C, *N)` into `(S * (T + 2 - window), window, C, *N)`;
+    sample `s` contributes its windows first (start 0, 1, ...), then sample
+    `s + 1`.
+
+    ```python
+    windows = tx.trainer.substack_trajectories(data, 6)  # for 5 rollout steps
+    ```
+    """
+    positive_int("window", window)
+    _check_trajectories(trajectories, window)
+    return TrajectorySubStacker(trajectories, window).all()
+
+
+class TrajectorySubStacker(eqx.Module):
+    """Cuts windows out of trajectories on demand, without storing all windows.
+
+    Window `i` is `trajectories[i // n, i % n : i % n + window]` with
+    `n = T + 2 - window` windows per sample, the same order as
+    [`substack_trajectories`][trainax.trainer.substack_trajectories]. Keeping
+    only the trajectories (not the `window`-fold copy) keeps memory flat for
+    long windows.
+
+    **Arguments:**
+
+    - `trajectories`: `(S, T+1, C, *N)`.
+    - `window`: the number of time levels per window.
+    """
+
+    trajectories: Float[Array, "S T_plus_1 C *N"]
+    window: int = eqx.field(static=True)
+
+    def __init__(self, trajectories, window: int):
+        positive_int("window", window)
+        _check_trajectories(trajectories, window)
+        self.trajectories = jnp.asarray(trajectories)
+        self.window = window
+
+    @property
+    def windows_per_sample(self) -> int:
+        return self.trajectories.shape[1] - self.window + 1
+
+    @property
+    def num_windows(self) -> int:
+        return self.trajectories.shape[0] * self.windows_per_sample
+
+    def __call__(self, indices: Int[Array, " B"]) -> Float[Array, "B W C *N"]:
+        """The windows with the given flat indices, `(B, window, C, *N)`."""
+        sample, start = jnp.divmod(indices, self.windows_per_sample)
+
+        def one(s, t):
+            return jax.lax.dynamic_slice_in_dim(self.trajectories[s], t, self.window, 0)
+
+        return jax.vmap(one)(sample, start)
+
+    def all(self) -> Float[Array, "S_times_windows W C *N"]:
+        return self(jnp.arange(self.num_windows))
