@@ -9,7 +9,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from ..loss import BaseLoss, MSELoss
 from ._base import BaseCallback
@@ -78,7 +77,10 @@ class Loss(BaseCallback):
 
 
 def _global_norm(tree) -> float:
-    return float(optax.global_norm(eqx.filter(tree, eqx.is_inexact_array)))
+    # by hand: optax.global_norm is deprecated (a DeprecationWarning on every
+    # call) and its successor optax.tree.norm is missing from optax < 0.2.5
+    leaves = jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_inexact_array))
+    return float(jnp.sqrt(sum(jnp.sum(jnp.abs(x) ** 2) for x in leaves)))
 
 
 class WeightNorm(BaseCallback):

@@ -20,7 +20,12 @@ from ..configuration import BaseConfiguration
 from ._checkpoint import load_state, save_state
 from ._curriculum import Curriculum
 from ._mixer import PermutationMixer
-from ._substack import TrajectorySubStacker, _check_trajectories
+from ._substack import (
+    HostSubStacker,
+    TrajectorySubStacker,
+    _check_trajectories,
+    is_host_source,
+)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -122,6 +127,10 @@ class GeneralTrainer:
         (model, optimizer state, key, step, loss history) to this file every
         `checkpoint_every` steps and at the end; resume with
         `trainer(model, resume_from=checkpoint_path)`.
+    - `host_data`: keep the trajectories on the host and gather each chunk's
+        windows there (for data larger than device memory). Default: on for
+        array-likes that are not in memory (`np.memmap`, `h5py.Dataset`,
+        zarr arrays), off for JAX and NumPy arrays, which move to the device.
 
     **Calling** `trainer(model, key, *, return_loss_history=True, resume_from=None)`
     returns `(model, loss_history)`, or `(model, loss_history, callback_history)`
@@ -152,6 +161,7 @@ class GeneralTrainer:
         nan_policy: str = "raise",
         checkpoint_path: Optional[Union[str, os.PathLike]] = None,
         checkpoint_every: Optional[int] = None,
+        host_data: Optional[bool] = None,
     ):
         if isinstance(configuration, Curriculum):
             if num_training_steps not in (None, configuration.num_training_steps):
@@ -187,8 +197,12 @@ class GeneralTrainer:
                 raise ValueError("`checkpoint_every` needs a `checkpoint_path` to write to.")
         if callback_fn is not None and not callable(callback_fn):
             raise TypeError(f"`callback_fn` must be callable, got {callback_fn!r}.")
-        trajectories = jnp.asarray(trajectories)
-        if not jnp.issubdtype(trajectories.dtype, jnp.floating):
+        if host_data is None:
+            host_data = is_host_source(trajectories)
+        self.host_data = bool(host_data)
+        if not self.host_data:
+            trajectories = jnp.asarray(trajectories)
+        if not np.issubdtype(np.dtype(trajectories.dtype), np.floating):
             raise TypeError(
                 f"`trajectories` must hold floating-point values, got dtype {trajectories.dtype}."
             )
@@ -222,6 +236,8 @@ class GeneralTrainer:
         self.nan_policy = nan_policy
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every = checkpoint_every
+        self._compiled = {}
+        self._callback_loss_fns = {}
 
     # -- the compiled part -------------------------------------------------
     def _loss_fn(self, configuration, static):
@@ -237,12 +253,10 @@ class GeneralTrainer:
         loss_fn = self._loss_fn(configuration, static)
         optimizer, chunk = self.optimizer, self.chunk_size
 
-        def run_chunk(params, opt_state, substacker, mixer, start, num_steps):
-            indices = mixer.chunk(start, chunk)
-
+        def train_steps(params, opt_state, num_steps, get_batch):
             def body(i, carry):
                 params, opt_state, losses = carry
-                loss, grads = jax.value_and_grad(loss_fn)(params, substacker(indices[i]))
+                loss, grads = jax.value_and_grad(loss_fn)(params, get_batch(i))
                 updates, opt_state = optimizer.update(grads, opt_state, params)
                 params = optax.apply_updates(params, updates)
                 return params, opt_state, losses.at[i].set(loss)
@@ -250,7 +264,39 @@ class GeneralTrainer:
             losses = jnp.zeros(chunk, dtype=jnp.result_type(float))
             return jax.lax.fori_loop(0, num_steps, body, (params, opt_state, losses))
 
+        if self.host_data:
+            # windows gathered on the host, one chunk at a time: (chunk, B, W, C, *N)
+            def run_chunk(params, opt_state, batches, num_steps):
+                return train_steps(params, opt_state, num_steps, lambda i: batches[i])
+        else:
+            # windows cut on the device from the trajectories, inside the loop
+            def run_chunk(params, opt_state, substacker, indices, num_steps):
+                return train_steps(
+                    params, opt_state, num_steps, lambda i: substacker(indices[i])
+                )
+
         return jax.jit(run_chunk, donate_argnums=(0, 1))
+
+    def _run_chunk(self, run_chunk, params, opt_state, substacker, mixer, start, num_steps):
+        # always `chunk_size` rows, so a shorter last chunk reuses the compiled
+        # loop; the rows past `num_steps` are never read
+        indices = np.zeros((self.chunk_size, self.batch_size), dtype=np.int32)
+        indices[:num_steps] = mixer.chunk(start, num_steps)
+        if self.host_data:
+            return run_chunk(params, opt_state, substacker(indices), num_steps)
+        return run_chunk(params, opt_state, substacker, indices, num_steps)
+
+    def _chunk_runner(self, index, configuration, static):
+        # reuse the compiled update across calls with the same kind of model
+        leaves, treedef = jax.tree_util.tree_flatten(static)
+        try:
+            cache_key = (index, treedef, tuple(leaves))
+            hash(cache_key)
+        except TypeError:
+            return self._make_chunk_runner(configuration, static)
+        if cache_key not in self._compiled:
+            self._compiled[cache_key] = self._make_chunk_runner(configuration, static)
+        return self._compiled[cache_key]
 
     # -- the Python loop between chunks -----------------------------------
     def _stage_bounds(self):
@@ -303,18 +349,19 @@ class GeneralTrainer:
                 if stage_end <= step and index < len(self.stages) - 1:
                     continue
                 substacker, mixer = self._stage_data(index, configuration, raw_key)
-                run_chunk = None
+                run_chunk = None  # compiled lazily: a finished stage needs none
                 while step < stage_end:
                     self._run_callback(step, params, static, opt_state, configuration,
                                        lambda: substacker(mixer(step - stage_start)),
                                        loss_history, callback_history)
                     if run_chunk is None:
-                        run_chunk = self._make_chunk_runner(configuration, static)
+                        run_chunk = self._chunk_runner(index, configuration, static)
                     end = self._next_boundary(step, stage_end)
-                    params, opt_state, losses = run_chunk(
-                        params, opt_state, substacker, mixer, step - stage_start, end - step
+                    params, opt_state, losses = self._run_chunk(
+                        run_chunk, params, opt_state, substacker, mixer,
+                        step - stage_start, end - step,
                     )
-                    losses = np.asarray(losses[: end - step])
+                    losses = np.asarray(losses)[: end - step]
                     loss_history[step:end] = losses
                     self._check_finite(losses, step)
                     step = end
@@ -356,7 +403,8 @@ class GeneralTrainer:
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 
     def _stage_data(self, index, configuration, raw_key):
-        substacker = TrajectorySubStacker(self.trajectories, configuration.window_length)
+        stacker = HostSubStacker if self.host_data else TrajectorySubStacker
+        substacker = stacker(self.trajectories, configuration.window_length)
         mixer = PermutationMixer(
             substacker.num_windows, self.batch_size, key=jr.fold_in(raw_key, index)
         )
@@ -370,11 +418,22 @@ class GeneralTrainer:
         if callback is None or step % callback.every != 0:
             return
 
-        def loss_fn(model, batch):
-            return configuration(
-                model, batch, ref_stepper=self.ref_stepper, residuum_fn=self.residuum_fn
-            )
+        # one function per stage: callbacks that jit it (Loss, GradNorm) then
+        # compile once instead of at every call
+        loss_fn = self._callback_loss_fns.get(id(configuration))
+        if loss_fn is None:
 
+            def loss_fn(model, batch):
+                return configuration(
+                    model, batch, ref_stepper=self.ref_stepper, residuum_fn=self.residuum_fn
+                )
+
+            self._callback_loss_fns[id(configuration)] = loss_fn
+
+        # copies: the next chunk donates (deletes) the params and opt_state
+        # buffers, and a callback may keep what it is given (e.g. GetNetwork)
+        params = jax.tree_util.tree_map(jnp.copy, params)
+        opt_state = jax.tree_util.tree_map(jnp.copy, opt_state)
         context = CallbackContext(
             batch=batch_fn(),
             loss_fn=loss_fn,

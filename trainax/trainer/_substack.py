@@ -5,6 +5,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from beartype import beartype
 from jaxtyping import Array, Float, Int, jaxtyped
 
@@ -87,3 +88,49 @@ class TrajectorySubStacker(eqx.Module):
 
     def all(self) -> Float[Array, "S_times_windows W C *N"]:
         return self(jnp.arange(self.num_windows))
+
+
+def is_host_source(trajectories) -> bool:
+    """Whether `trajectories` is an out-of-memory array-like (memmap, HDF5, zarr)."""
+    if isinstance(trajectories, np.memmap):
+        return True
+    if isinstance(trajectories, (jax.Array, np.ndarray)):
+        return False
+    return hasattr(trajectories, "shape") and hasattr(trajectories, "__getitem__")
+
+
+class HostSubStacker:
+    """Like [`TrajectorySubStacker`][trainax.trainer.TrajectorySubStacker], but
+    reads windows on the host from an array-like that need not fit in memory
+    (`np.memmap`, `h5py.Dataset`, zarr): each trajectory touched by a request
+    is read once, then cut into its windows.
+    """
+
+    def __init__(self, trajectories, window: int):
+        positive_int("window", window)
+        _check_trajectories(trajectories, window)
+        self.trajectories = trajectories
+        self.window = window
+
+    @property
+    def windows_per_sample(self) -> int:
+        return self.trajectories.shape[1] - self.window + 1
+
+    @property
+    def num_windows(self) -> int:
+        return self.trajectories.shape[0] * self.windows_per_sample
+
+    def __call__(self, indices) -> np.ndarray:
+        """The windows with the given flat indices; any leading shape."""
+        indices = np.asarray(indices)
+        sample, start = np.divmod(indices.reshape(-1), self.windows_per_sample)
+        out = np.empty(
+            (sample.size, self.window) + tuple(self.trajectories.shape[2:]),
+            dtype=self.trajectories.dtype,
+        )
+        for s in np.unique(sample):
+            rows = np.flatnonzero(sample == s)
+            trajectory = np.asarray(self.trajectories[int(s)])
+            for row in rows:
+                out[row] = trajectory[start[row] : start[row] + self.window]
+        return out.reshape(indices.shape + out.shape[1:])
