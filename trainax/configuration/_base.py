@@ -147,9 +147,10 @@ def network_rollout(
 
     if remat:
         step = jax.checkpoint(step)
-    _, trajectory = jax.lax.scan(
-        step, initial, jnp.arange(num_steps), unroll=_unroll(num_steps)
-    )
+    # unrolled steps would let XLA fuse the rematerialised forward passes
+    # back into one, undoing the memory saving
+    unroll = 1 if remat else _unroll(num_steps)
+    _, trajectory = jax.lax.scan(step, initial, jnp.arange(num_steps), unroll=unroll)
     return trajectory
 
 
