@@ -343,6 +343,7 @@ class GeneralTrainer:
         opt_state = jax.tree_util.tree_map(jnp.array, opt_state)
 
         callback_history = []
+        nan_seen = False
         bar = tqdm(total=total, initial=step, disable=not self.progress_bar, desc="training")
         try:
             for index, configuration, stage_start, stage_end in self._stage_bounds():
@@ -363,7 +364,7 @@ class GeneralTrainer:
                     )
                     losses = np.asarray(losses)[: end - step]
                     loss_history[step:end] = losses
-                    self._check_finite(losses, step)
+                    nan_seen = self._check_finite(losses, step, nan_seen)
                     step = end
                     bar.update(len(losses))
                     bar.set_postfix(loss=f"{losses[-1]:.3e}", refresh=False)
@@ -388,10 +389,11 @@ class GeneralTrainer:
             outputs.append(callback_history)
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
-    def _check_finite(self, losses: np.ndarray, first_step: int) -> None:
+    def _check_finite(self, losses: np.ndarray, first_step: int, seen: bool) -> bool:
+        """Raise (or warn once per run) at the first non-finite loss."""
         bad = np.flatnonzero(~np.isfinite(losses))
-        if bad.size == 0:
-            return
+        if bad.size == 0 or seen:
+            return seen or bad.size > 0
         where = first_step + int(bad[0])
         message = (
             f"The training loss became {losses[bad[0]]} at step {where}. Lower the "
@@ -401,6 +403,7 @@ class GeneralTrainer:
         if self.nan_policy == "raise":
             raise NonFiniteLossError(where, message)
         warnings.warn(message, RuntimeWarning, stacklevel=3)
+        return True
 
     def _stage_data(self, index, configuration, raw_key):
         stacker = HostSubStacker if self.host_data else TrajectorySubStacker
