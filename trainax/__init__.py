@@ -8,7 +8,7 @@ model, loss_history = trainer(model, key=jax.random.PRNGKey(0))
 ```
 """
 
-from . import callback, configuration, loss, sample_data, trainer
+from . import callback, configuration, loss, nn, sample_data, trainer
 from .trainer import GeneralTrainer, PermutationMixer, TrajectorySubStacker
 
 __version__ = "0.1.0"
@@ -20,6 +20,7 @@ __all__ = [
     "callback",
     "configuration",
     "loss",
+    "nn",
     "sample_data",
     "trainer",
 ]

@@ -1,0 +1,17 @@
+"""The `trainax` command: experiments from a preset or a config file.
+
+```
+trainax list                                  # the shipped presets
+trainax run advection-rollout                 # -> runs/advection-rollout/
+trainax run my.toml --out runs/a --steps 200 --set optimizer.learning_rate=3e-3
+trainax resume runs/a                         # continue from checkpoint.eqx
+trainax evaluate runs/a                       # evaluation.json and plots
+```
+
+The config schema is documented in `trainax/_cli/_schema.py`; presets are the
+TOML files in `trainax/presets/` (adding one is adding a file).
+"""
+
+from ._main import main
+
+__all__ = ["main"]
