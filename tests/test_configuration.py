@@ -769,3 +769,12 @@ def test_composite_bad_arguments():
         C.Composite(())
     with pytest.raises(TypeError, match="configurations"):
         C.Composite((C.Supervised(1), "not a configuration"))
+
+
+def test_sum_of_configurations_equals_composite():
+    key = jax.random.PRNGKey(0)
+    data = jax.random.normal(key, (3, 4, 1, 8))
+    stepper = lambda u: 0.5 * u  # noqa: E731
+    a, b = tx.configuration.Supervised(1), tx.configuration.Supervised(3)
+    assert jnp.allclose(sum([a, b])(stepper, data), (a + b)(stepper, data))
+    assert sum([a]) is a

@@ -59,7 +59,7 @@ def check_residuum_advection(out):
 
 
 def check_curriculum(out):
-    stages = re.findall(rf"stage num_rollout_steps=\s*(\d+)", out)
+    stages = re.findall(r"stage num_rollout_steps=\s*(\d+)", out)
     assert stages == ["1", "3"]  # the quick run stops at 3
 
 

@@ -9,7 +9,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PyTree
+from jaxtyping import Array, Float
 
 from .._checks import positive_int
 from ..loss import BaseLoss
@@ -85,6 +85,12 @@ class BaseConfiguration(eqx.Module):
         if not isinstance(other, BaseConfiguration):
             return NotImplemented
         return Composite((self, other), (1.0, 1.0))
+
+    def __radd__(self, other):
+        # lets `sum([cfg_a, cfg_b])` start from 0
+        if isinstance(other, (int, float)) and other == 0:
+            return self
+        return NotImplemented
 
     def __mul__(self, scale):
         if isinstance(scale, BaseConfiguration):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ..loss import BaseLoss, MSELoss

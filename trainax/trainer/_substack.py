@@ -27,6 +27,7 @@ def _check_trajectories(trajectories, window: int, *, name: str = "trajectories"
         )
 
 
+@jaxtyped(typechecker=beartype)
 def substack_trajectories(
     trajectories: Float[Array, "S T_plus_1 C *N"], window: int
 ) -> Float[Array, "S_times_windows W C *N"]:
