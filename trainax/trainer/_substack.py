@@ -6,8 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from beartype import beartype
-from jaxtyping import Array, Float, Int, jaxtyped
+from jaxtyping import Array, Float, Int
 
 from .._checks import positive_int
 
@@ -27,7 +26,6 @@ def _check_trajectories(trajectories, window: int, *, name: str = "trajectories"
         )
 
 
-@jaxtyped(typechecker=beartype)
 def substack_trajectories(
     trajectories: Float[Array, "S T_plus_1 C *N"], window: int
 ) -> Float[Array, "S_times_windows W C *N"]:
