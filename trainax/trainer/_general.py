@@ -24,6 +24,7 @@ from ._substack import (
     HostSubStacker,
     TrajectorySubStacker,
     _check_trajectories,
+    count_windows,
     is_host_source,
 )
 
@@ -209,9 +210,7 @@ class GeneralTrainer:
         for config, _ in stages:
             _check_trajectories(trajectories, config.window_length)
             config.check_dependencies(ref_stepper, residuum_fn)
-            num_windows = trajectories.shape[0] * (
-                trajectories.shape[1] - config.window_length + 1
-            )
+            num_windows = count_windows(trajectories.shape, config.window_length)
             if batch_size > num_windows:
                 raise ValueError(
                     f"`batch_size` ({batch_size}) exceeds the number of training windows "

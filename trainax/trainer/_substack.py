@@ -26,6 +26,11 @@ def _check_trajectories(trajectories, window: int, *, name: str = "trajectories"
         )
 
 
+def count_windows(shape, window: int) -> int:
+    """The number of `window`-level windows in trajectories of `shape` (S, T+1, ...)."""
+    return shape[0] * (shape[1] - window + 1)
+
+
 def substack_trajectories(
     trajectories: Float[Array, "S T_plus_1 C *N"], window: int
 ) -> Float[Array, "S_times_windows W C *N"]:
@@ -74,7 +79,7 @@ class TrajectorySubStacker(eqx.Module):
 
     @property
     def num_windows(self) -> int:
-        return self.trajectories.shape[0] * self.windows_per_sample
+        return count_windows(self.trajectories.shape, self.window)
 
     def __call__(self, indices: Int[Array, " B"]) -> Float[Array, "B W C *N"]:
         """The windows with the given flat indices, `(B, window, C, *N)`."""
@@ -117,7 +122,7 @@ class HostSubStacker:
 
     @property
     def num_windows(self) -> int:
-        return self.trajectories.shape[0] * self.windows_per_sample
+        return count_windows(self.trajectories.shape, self.window)
 
     def __call__(self, indices) -> np.ndarray:
         """The windows with the given flat indices; any leading shape."""
