@@ -8,19 +8,31 @@ model, loss_history = trainer(model, key=jax.random.PRNGKey(0))
 ```
 """
 
-from . import callback, configuration, loss, nn, sample_data, trainer
-from .trainer import GeneralTrainer, PermutationMixer, TrajectorySubStacker
+from . import callback, configuration, inr, loss, nn, sample_data, spectral, trainer
+from .trainer import (
+    GeneralTrainer,
+    PermutationMixer,
+    Sampler,
+    Samples,
+    Trajectories,
+    TrajectorySubStacker,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "GeneralTrainer",
     "PermutationMixer",
+    "Sampler",
+    "Samples",
+    "Trajectories",
     "TrajectorySubStacker",
     "callback",
     "configuration",
+    "inr",
     "loss",
     "nn",
     "sample_data",
+    "spectral",
     "trainer",
 ]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numbers
 
+import equinox as eqx
+import jax
+
 
 def positive_int(name: str, value, *, allow_zero: bool = False) -> int:
     """Return `value` as an int, or raise naming `name` if it is not one > 0."""
@@ -16,3 +19,22 @@ def positive_int(name: str, value, *, allow_zero: bool = False) -> int:
         bound = "non-negative" if allow_zero else "positive"
         raise ValueError(f"`{name}` must be {bound}, got {value}.")
     return int(value)
+
+
+def check_stepper(name: str, stepper, state_shape, dtype) -> None:
+    """Raise unless `stepper` maps a state of `state_shape` to one of the same shape."""
+    probe = jax.ShapeDtypeStruct(tuple(state_shape), dtype)
+    try:
+        out = eqx.filter_eval_shape(stepper, probe)
+    except Exception as error:
+        raise ValueError(
+            f"`{name}` cannot be applied to one state of the trajectories, of shape "
+            f"{tuple(state_shape)} (C, *N): {type(error).__name__}: {error}"
+        ) from error
+    out_shape = getattr(out, "shape", None)
+    if out_shape != tuple(state_shape):
+        raise ValueError(
+            f"`{name}` must map a state to a state of the same shape: it maps "
+            f"{tuple(state_shape)} to {out_shape}. Check the model's channels and "
+            "padding against the trajectories (S, T+1, C, *N)."
+        )

@@ -189,8 +189,7 @@ class MetricsLog(BaseCallback):
 
 def _checkpoint_step(experiment: Experiment, path: Path) -> int:
     params = eqx.filter(experiment.model, eqx.is_inexact_array)
-    state = load_state(path, params, experiment.optimizer.init(params),
-                       experiment.num_training_steps, np.zeros(2, np.uint32))
+    state = load_state(path, params, experiment.optimizer.init(params), np.zeros(2, np.uint32))
     return int(state["step"])
 
 

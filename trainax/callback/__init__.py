@@ -1,6 +1,7 @@
 """Callbacks: run every k steps between compiled chunks of training."""
 
 from ._base import BaseCallback, CompositeCallback
+from ._context import CallbackContext
 from ._callbacks import (
     GetNetwork,
     GradNorm,
@@ -12,6 +13,7 @@ from ._callbacks import (
 
 __all__ = [
     "BaseCallback",
+    "CallbackContext",
     "CompositeCallback",
     "GetNetwork",
     "GradNorm",

@@ -17,7 +17,7 @@ class BaseCallback(eqx.Module):
     A callback is called as `callback(step, model, context)` at steps
     `0, every, 2 * every, ...` and once after the last step (when that step
     is a multiple of `every`), where `context` is a
-    [`CallbackContext`][trainax.trainer.CallbackContext]. What it returns
+    [`CallbackContext`][trainax.callback.CallbackContext]. What it returns
     (unless `None`) is appended, as `(step, output)`, to the callback history
     that the trainer returns.
     """

@@ -158,7 +158,7 @@ class ValidationRollout(BaseCallback):
 
 @eqx.filter_jit
 def _rollout_error(model, trajectories, num_steps, metric):
-    from ..configuration._base import network_rollout
+    from ..configuration import network_rollout
 
     predictions = network_rollout(model, trajectories[:, 0], num_steps)
     references = jnp.moveaxis(trajectories[:, 1 : num_steps + 1], 1, 0)

@@ -1,23 +1,34 @@
-"""Configurations: how the network, a reference stepper and a residuum interplay.
+"""Configurations: how the model, the data, a reference stepper and a residuum interplay.
 
-Each is a callable PyTree `config(stepper, data, *, ref_stepper=None,
-residuum_fn=None) -> scalar loss`, with `data` one minibatch of trajectory
-windows `(B, W, C, *N)`.
+Each is a callable PyTree `config(model, batch, *, ref_stepper=None,
+residuum_fn=None, key=None) -> scalar loss`. Trajectory configurations take a
+minibatch of windows `(B, W, C, *N)`; sample configurations the minibatch of a
+`Samples` or `Sampler` source, such as pairs `(inputs, targets)`.
 """
 
-from ._base import BaseConfiguration, Composite, exponential_time_level_weights
+from ._base import (
+    AbstractRollout,
+    BaseConfiguration,
+    Composite,
+    exponential_time_level_weights,
+    network_rollout,
+)
 from ._diverted_chain import DivertedChain, DivertedChainBranchOne
 from ._mix_chain import MixChainPostPhysics
+from ._operator import OperatorLearning
 from ._residuum import Residuum
 from ._supervised import Supervised
 
 __all__ = [
+    "AbstractRollout",
     "BaseConfiguration",
     "Composite",
     "DivertedChain",
     "DivertedChainBranchOne",
     "MixChainPostPhysics",
+    "OperatorLearning",
     "Residuum",
     "Supervised",
     "exponential_time_level_weights",
+    "network_rollout",
 ]

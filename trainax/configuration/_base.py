@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._checks import positive_int
+from .._checks import check_stepper, positive_int
 from ..loss import BaseLoss
 
 Stepper = Callable[[Float[Array, "C *N"]], Float[Array, "C *N"]]
@@ -19,38 +19,55 @@ ResiduumFn = Callable[[Float[Array, "B C *N"], Float[Array, "B C *N"]], Float[Ar
 
 
 class BaseConfiguration(eqx.Module):
-    """How a network stepper meets the data, a reference stepper or a residuum.
-
-    A configuration is a callable PyTree
+    """How a model meets one minibatch: a callable PyTree returning a scalar loss.
 
     ```python
-    loss = config(stepper, data, ref_stepper=None, residuum_fn=None)
+    loss = config(model, batch, ref_stepper=None, residuum_fn=None, key=None)
     ```
 
-    where `stepper` maps one state `(C, *N)` to the next, `data` is one
-    minibatch of trajectory windows `(B, W, C, *N)` and `loss` is a scalar.
+    Trajectory configurations (the rollout taxonomy) take a `stepper`
+    mapping one state `(C, *N)` to the next and a minibatch of windows
+    `(B, W, C, *N)`, and say how many time levels `W` a window holds
+    (`window_length`). Sample configurations (operator learning, physics
+    losses) take any model and the minibatch of a
+    [`Samples`][trainax.trainer.Samples] or [`Sampler`][trainax.trainer.Sampler]
+    source as it is; their `window_length` is `None`. `key` is the per-step
+    key the trainer splits from its own key and the step index (the same on
+    resume); configurations that need no randomness ignore it. A
+    configuration that keeps per-sample state sets `needs_indices = True` and
+    is also given the minibatch's sample indices as `indices=`.
     Configurations add and scale: `0.5 * cfg_a + cfg_b` is a
     [`Composite`][trainax.configuration.Composite].
     """
 
-    @property
-    @abc.abstractmethod
-    def window_length(self) -> int:
-        """The number of time levels `W` each data window must hold."""
-
     needs_ref_stepper: ClassVar[bool] = False
     needs_residuum_fn: ClassVar[bool] = False
+    needs_indices: ClassVar[bool] = False
+
+    @property
+    def window_length(self) -> Optional[int]:
+        """Time levels `W` per trajectory window; `None` for sample configurations."""
+        return None
 
     @abc.abstractmethod
     def __call__(
         self,
-        stepper: Stepper,
-        data: Float[Array, "B W C *N"],
+        model,
+        data,
         *,
         ref_stepper: Optional[Stepper] = None,
         residuum_fn: Optional[ResiduumFn] = None,
+        key=None,
     ) -> Float[Array, ""]:
-        """The scalar loss of `stepper` on one minibatch of windows."""
+        """The scalar loss of `model` on one minibatch."""
+
+    def check_model(self, model, batch) -> None:
+        """Raise a clear error if `model` cannot serve this configuration.
+
+        `batch` holds the shapes and dtypes (`jax.ShapeDtypeStruct`) of one
+        minibatch. The default does nothing; the trainer calls it before it
+        compiles anything.
+        """
 
     def check_dependencies(self, ref_stepper=None, residuum_fn=None) -> None:
         """Raise if a needed `ref_stepper` or `residuum_fn` is missing."""
@@ -192,6 +209,48 @@ def time_major(data: Float[Array, "B W C *N"]) -> Float[Array, "W B C *N"]:
     return jnp.moveaxis(data, 1, 0)
 
 
+class AbstractRollout(BaseConfiguration):
+    """The shared part of the rollout configurations: the network's chain.
+
+    Holds the options every rollout configuration has and rolls the network
+    out (see [`Supervised`][trainax.configuration.Supervised] for their
+    meaning); subclasses say what the chain is compared with.
+    """
+
+    num_rollout_steps: eqx.AbstractVar[int]
+    time_level_loss: eqx.AbstractVar[BaseLoss]
+    cut_bptt: eqx.AbstractVar[bool]
+    cut_bptt_every: eqx.AbstractVar[int]
+    remat: eqx.AbstractVar[bool]
+
+    def __check_init__(self):
+        check_rollout_options(self.num_rollout_steps, self.cut_bptt_every)
+        if not isinstance(self.time_level_loss, BaseLoss):
+            raise TypeError(
+                "`time_level_loss` must be a tx.loss loss (e.g. tx.loss.MSELoss()), "
+                f"got {type(self.time_level_loss).__name__}."
+            )
+
+    @property
+    @abc.abstractmethod
+    def window_length(self) -> int:
+        """The number of time levels `W` each data window must hold."""
+
+    def check_model(self, model, batch) -> None:
+        check_stepper("model", model, batch.shape[2:], batch.dtype)
+
+    def rollout(self, stepper: Stepper, initial: Float[Array, "B C *N"]):
+        """The network's chain `u_1 .. u_T` from `initial`, `(T, B, C, *N)`."""
+        return network_rollout(
+            stepper,
+            initial,
+            self.num_rollout_steps,
+            cut_bptt=self.cut_bptt,
+            cut_bptt_every=self.cut_bptt_every,
+            remat=self.remat,
+        )
+
+
 class Composite(BaseConfiguration):
     """A weighted sum of configurations, itself a configuration.
 
@@ -244,21 +303,43 @@ class Composite(BaseConfiguration):
                 flat_w.append(w)
         self.configurations = tuple(flat_cfgs)
         self.weights = tuple(flat_w)
+        kinds = {c.window_length is None for c in self.configurations}
+        if len(kinds) > 1:
+            raise TypeError(
+                "`configurations` mixes trajectory configurations (with windows) and "
+                "sample configurations; a Composite takes one kind of data."
+            )
 
     @property
-    def window_length(self) -> int:
-        return max(c.window_length for c in self.configurations)
+    def window_length(self) -> Optional[int]:
+        lengths = [c.window_length for c in self.configurations]
+        return None if lengths[0] is None else max(lengths)
 
     def check_dependencies(self, ref_stepper=None, residuum_fn=None) -> None:
         for c in self.configurations:
             c.check_dependencies(ref_stepper, residuum_fn)
 
-    def __call__(self, stepper, data, *, ref_stepper=None, residuum_fn=None):
-        self.check_data(data)
-        return sum(
-            w * c(stepper, data, ref_stepper=ref_stepper, residuum_fn=residuum_fn)
-            for c, w in zip(self.configurations, self.weights)
-        )
+    @property
+    def needs_indices(self) -> bool:  # type: ignore[override]
+        return any(c.needs_indices for c in self.configurations)
+
+    def check_model(self, model, batch) -> None:
+        for c in self.configurations:
+            c.check_model(model, batch)
+
+    def __call__(
+        self, model, data, *, ref_stepper=None, residuum_fn=None, key=None, indices=None
+    ):
+        """The weighted sum of the parts' losses; every part gets the same `key`."""
+        if self.window_length is not None:
+            self.check_data(data)
+        total = 0.0
+        for c, w in zip(self.configurations, self.weights):
+            extra = {"indices": indices} if c.needs_indices else {}
+            total = total + w * c(
+                model, data, ref_stepper=ref_stepper, residuum_fn=residuum_fn, key=key, **extra
+            )
+        return total
 
 
 def exponential_time_level_weights(num_levels: int, discount: float) -> np.ndarray:

@@ -11,16 +11,15 @@ from jaxtyping import Array, Float
 from .._checks import positive_int
 from ..loss import BaseLoss, MSELoss
 from ._base import (
-    BaseConfiguration,
-    _check_weights,
+    AbstractRollout,
     check_rollout_options,
-    network_rollout,
+    _check_weights,
     reference_rollout,
     time_major,
 )
 
 
-class DivertedChain(BaseConfiguration):
+class DivertedChain(AbstractRollout):
     """The reference stepper branches off the network's main chain.
 
     The network rolls out `T` steps from the data's initial state, giving
@@ -107,20 +106,13 @@ class DivertedChain(BaseConfiguration):
     def window_length(self) -> int:
         return 1
 
-    def __call__(self, stepper, data, *, ref_stepper=None, residuum_fn=None):
+    def __call__(self, stepper, data, *, ref_stepper=None, residuum_fn=None, key=None):
         self.check_data(data)
         self.check_dependencies(ref_stepper, residuum_fn)
         T, B = self.num_rollout_steps, self.num_branch_steps
         num_branches = T - B + 1
         initial = time_major(data)[0]
-        predictions = network_rollout(
-            stepper,
-            initial,
-            T,
-            cut_bptt=self.cut_bptt,
-            cut_bptt_every=self.cut_bptt_every,
-            remat=self.remat,
-        )
+        predictions = self.rollout(stepper, initial)
         chain = jnp.concatenate([initial[None], predictions], axis=0)  # u_0..u_T
         starts = chain[:num_branches]
         if self.cut_div_chain:

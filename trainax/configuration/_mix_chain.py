@@ -10,17 +10,16 @@ from jaxtyping import Array, Float
 from .._checks import positive_int
 from ..loss import BaseLoss, MSELoss
 from ._base import (
-    BaseConfiguration,
-    _check_weights,
+    AbstractRollout,
     check_rollout_options,
-    network_rollout,
+    _check_weights,
     reference_rollout,
     time_major,
     weighted_level_losses,
 )
 
 
-class MixChainPostPhysics(BaseConfiguration):
+class MixChainPostPhysics(AbstractRollout):
     """The network steps `T` times, then the reference stepper continues `P`
     steps from the network's last state; every level is compared with the data.
 
@@ -82,18 +81,11 @@ class MixChainPostPhysics(BaseConfiguration):
     def window_length(self) -> int:
         return self.num_rollout_steps + self.num_post_physics_steps + 1
 
-    def __call__(self, stepper, data, *, ref_stepper=None, residuum_fn=None):
+    def __call__(self, stepper, data, *, ref_stepper=None, residuum_fn=None, key=None):
         self.check_data(data)
         self.check_dependencies(ref_stepper, residuum_fn)
         trajectory = time_major(data)
-        network = network_rollout(
-            stepper,
-            trajectory[0],
-            self.num_rollout_steps,
-            cut_bptt=self.cut_bptt,
-            cut_bptt_every=self.cut_bptt_every,
-            remat=self.remat,
-        )
+        network = self.rollout(stepper, trajectory[0])
         physics = reference_rollout(ref_stepper, network[-1], self.num_post_physics_steps)
         chain = jnp.concatenate([network, physics], axis=0)
         targets = trajectory[1 : self.window_length]

@@ -10,15 +10,14 @@ from jaxtyping import Array, Float
 
 from ..loss import BaseLoss, MSELoss
 from ._base import (
-    BaseConfiguration,
-    _check_weights,
+    AbstractRollout,
     check_rollout_options,
-    network_rollout,
+    _check_weights,
     time_major,
 )
 
 
-class Residuum(BaseConfiguration):
+class Residuum(AbstractRollout):
     """Penalise a residuum of consecutive network states, with no reference.
 
     The network rolls out `T` steps from the window's first state,
@@ -82,18 +81,11 @@ class Residuum(BaseConfiguration):
     def window_length(self) -> int:
         return 1
 
-    def __call__(self, stepper, data, *, ref_stepper=None, residuum_fn=None):
+    def __call__(self, stepper, data, *, ref_stepper=None, residuum_fn=None, key=None):
         self.check_data(data)
         self.check_dependencies(ref_stepper, residuum_fn)
         initial = time_major(data)[0]
-        predictions = network_rollout(
-            stepper,
-            initial,
-            self.num_rollout_steps,
-            cut_bptt=self.cut_bptt,
-            cut_bptt_every=self.cut_bptt_every,
-            remat=self.remat,
-        )
+        predictions = self.rollout(stepper, initial)
         prev = jnp.concatenate([initial[None], predictions[:-1]], axis=0)
         nxt = predictions
         if self.cut_prev:

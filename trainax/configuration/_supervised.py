@@ -8,16 +8,15 @@ from jaxtyping import Array, Float
 
 from ..loss import BaseLoss, MSELoss
 from ._base import (
-    BaseConfiguration,
-    _check_weights,
+    AbstractRollout,
     check_rollout_options,
-    network_rollout,
+    _check_weights,
     time_major,
     weighted_level_losses,
 )
 
 
-class Supervised(BaseConfiguration):
+class Supervised(AbstractRollout):
     """Roll the network out from the window's first state and compare each
     prediction with the reference state at the same time level.
 
@@ -76,17 +75,10 @@ class Supervised(BaseConfiguration):
     def window_length(self) -> int:
         return self.num_rollout_steps + 1
 
-    def __call__(self, stepper, data, *, ref_stepper=None, residuum_fn=None):
+    def __call__(self, stepper, data, *, ref_stepper=None, residuum_fn=None, key=None):
         self.check_data(data)
         trajectory = time_major(data)
-        predictions = network_rollout(
-            stepper,
-            trajectory[0],
-            self.num_rollout_steps,
-            cut_bptt=self.cut_bptt,
-            cut_bptt_every=self.cut_bptt_every,
-            remat=self.remat,
-        )
+        predictions = self.rollout(stepper, trajectory[0])
         targets = trajectory[1 : self.num_rollout_steps + 1]
         return weighted_level_losses(
             self.time_level_loss, predictions, targets, self.time_level_weights

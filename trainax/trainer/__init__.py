@@ -1,7 +1,8 @@
-"""Trainers: minibatching over substacked trajectory windows, one compiled loop."""
+"""Trainers: one compiled loop over minibatches of a data source."""
 
 from ._curriculum import Curriculum
-from ._general import CallbackContext, GeneralTrainer, NonFiniteLossError
+from ..callback import CallbackContext  # noqa: F401  (its home is tx.callback)
+from ._general import GeneralTrainer, NonFiniteLossError, step_keys
 from ._mixer import PermutationMixer
 from ._named import (
     DivertedChainBranchOneTrainer,
@@ -10,10 +11,11 @@ from ._named import (
     ResiduumTrainer,
     SupervisedTrainer,
 )
+from ._sources import AbstractDataSource, Sampler, Samples, Trajectories
 from ._substack import TrajectorySubStacker, substack_trajectories
 
 __all__ = [
-    "CallbackContext",
+    "AbstractDataSource",
     "Curriculum",
     "DivertedChainBranchOneTrainer",
     "DivertedChainTrainer",
@@ -22,7 +24,11 @@ __all__ = [
     "NonFiniteLossError",
     "PermutationMixer",
     "ResiduumTrainer",
+    "Sampler",
+    "Samples",
     "SupervisedTrainer",
+    "Trajectories",
     "TrajectorySubStacker",
+    "step_keys",
     "substack_trajectories",
 ]

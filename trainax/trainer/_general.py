@@ -1,11 +1,10 @@
-"""The trainer: minibatches of trajectory windows, a configuration, an optimizer."""
+"""The trainer: a data source, a configuration, an optimizer, one compiled loop."""
 
 from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
-from typing import Any, Callable, Optional, Union
+from typing import Callable, Optional, Union
 
 import equinox as eqx
 import jax
@@ -15,18 +14,17 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from .._checks import positive_int
+from .._checks import check_stepper, positive_int
+from ..callback import CallbackContext
 from ..configuration import BaseConfiguration
 from ._checkpoint import load_state, save_state
 from ._curriculum import Curriculum
 from ._mixer import PermutationMixer
-from ._substack import (
-    HostSubStacker,
-    TrajectorySubStacker,
-    _check_trajectories,
-    count_windows,
-    is_host_source,
-)
+from ._sources import AbstractDataSource, Sampler, Trajectories, as_source
+
+# The per-step keys come from their own stream of the trainer's key, so the
+# minibatch permutations (drawn from the key itself) do not depend on them.
+_STEP_KEY_STREAM = 0x7374_6570  # "step"
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -35,26 +33,6 @@ class NonFiniteLossError(FloatingPointError):
     def __init__(self, step: int, message: str):
         super().__init__(message)
         self.step = step
-
-
-@dataclass(frozen=True)
-class CallbackContext:
-    """What a callback may look at, besides the step and the model.
-
-    **Fields:**
-
-    - `batch`: the minibatch `(B, W, C, *N)` the trainer draws at this step.
-    - `loss_fn`: `loss_fn(model, batch) -> scalar`, the current configuration's loss.
-    - `configuration`: the configuration in force at this step.
-    - `opt_state`: the optimizer state.
-    - `loss_history`: the losses of the steps done so far (NumPy, float32).
-    """
-
-    batch: Any
-    loss_fn: Callable
-    configuration: BaseConfiguration
-    opt_state: Any
-    loss_history: np.ndarray
 
 
 def _as_raw_key(key):
@@ -74,46 +52,84 @@ def _as_raw_key(key):
     return key
 
 
-def _check_stepper_shape(name: str, stepper, state_shape, dtype) -> None:
-    probe = jax.ShapeDtypeStruct(state_shape, dtype)
-    try:
-        out = eqx.filter_eval_shape(stepper, probe)
-    except Exception as error:
-        raise ValueError(
-            f"`{name}` cannot be applied to one state of the trajectories, of shape "
-            f"{tuple(state_shape)} (C, *N): {type(error).__name__}: {error}"
-        ) from error
-    out_shape = getattr(out, "shape", None)
-    if out_shape != tuple(state_shape):
-        raise ValueError(
-            f"`{name}` must map a state to a state of the same shape: it maps "
-            f"{tuple(state_shape)} to {out_shape}. Check the model's channels and "
-            "padding against the trajectories (S, T+1, C, *N)."
+def step_keys(key, step):
+    """The `(draw_key, loss_key)` of training step `step` for a trainer called with `key`.
+
+    `draw_key` feeds a [`Sampler`][trainax.trainer.Sampler], `loss_key` is the
+    configuration's `key=`. Both depend only on `(key, step)`, so a resumed
+    run draws exactly what an uninterrupted one draws.
+
+    ```python
+    draw_key, loss_key = tx.trainer.step_keys(jax.random.PRNGKey(0), 7)
+    ```
+    """
+    base = jr.fold_in(_as_raw_key(key), _STEP_KEY_STREAM)
+    return _split_step(base, step)
+
+
+def _split_step(base, step):
+    keys = jr.split(jr.fold_in(base, step))
+    return keys[0], keys[1]
+
+
+class _Stage:
+    """What one configuration of the schedule trains on: its feed and its mixer."""
+
+    def __init__(self, trainer, index, configuration, start, end, raw_key):
+        self.index, self.configuration, self.start, self.end = index, configuration, start, end
+        source, batch_size = trainer.source, trainer.batch_size
+        num_items = source.num_items(configuration)
+        self.mixer = (
+            None
+            if num_items is None
+            else PermutationMixer(num_items, batch_size, key=jr.fold_in(raw_key, index))
         )
+        self.feed = None if source.host else source.feed(configuration, batch_size)
+
+    def indices(self, start_step: int, num_steps: int, rows: int, batch_size: int):
+        """Minibatch indices of the stage's steps, padded to `rows` rows."""
+        indices = np.zeros((rows, batch_size), dtype=np.int32)
+        if self.mixer is not None:
+            indices[:num_steps] = self.mixer.chunk(start_step - self.start, num_steps)
+        return indices
 
 
 class GeneralTrainer:
-    """Trains a model with a configuration on minibatches of trajectory windows.
+    """Trains a model with a configuration on minibatches from a data source.
 
-    The trajectories `(S, T+1, C, *N)` are cut into all windows of the length
-    the configuration needs (see
-    [`TrajectorySubStacker`][trainax.trainer.TrajectorySubStacker]); a
-    [`PermutationMixer`][trainax.trainer.PermutationMixer] draws minibatches
-    from them, every window once per epoch. The update (loss, gradient,
-    optimizer step) is compiled once per configuration and runs `chunk_size`
-    steps per dispatch inside one `lax.fori_loop`, with the parameter and
-    optimizer buffers donated; Python only runs between chunks (progress bar,
+    One loop serves every methodology. The data source says what a minibatch
+    is: [`Trajectories`][trainax.trainer.Trajectories] (an array `(S, T+1,
+    C, *N)` passed as it is means this) cut into windows of the
+    configuration's length, [`Samples`][trainax.trainer.Samples] (any PyTree
+    with a leading sample axis, such as pairs `(inputs, targets)`) or a
+    [`Sampler`][trainax.trainer.Sampler] drawing a fresh batch at each step.
+    A [`PermutationMixer`][trainax.trainer.PermutationMixer] draws every
+    window or sample once per epoch. The update (loss, gradient, optimizer
+    step) is compiled once per configuration and runs `chunk_size` steps per
+    dispatch inside one `lax.fori_loop`, with the parameter and optimizer
+    buffers donated; Python only runs between chunks (progress bar,
     callbacks, checkpoints, the NaN check).
+
+    At step `s` the configuration is called as `config(model, batch,
+    ref_stepper=..., residuum_fn=..., key=loss_key)` (plus `indices=` when it
+    keeps per-sample state), where the key comes from
+    [`step_keys`][trainax.trainer.step_keys]`(key, s)`.
+
+    The model is any PyTree that Equinox can partition: its floating-point
+    arrays are trained (`eqx.is_inexact_array`), the rest is kept. Before
+    anything compiles, the configuration checks the model against one
+    minibatch's shapes (a stepper maps a state to a state of the same shape;
+    an operator maps an input to the target's shape).
 
     **Arguments:**
 
-    - `trajectories`: reference trajectories `(S, T+1, C, *N)`.
+    - `data`: a data source, or trajectories `(S, T+1, C, *N)`.
     - `configuration`: a [`BaseConfiguration`][trainax.configuration.BaseConfiguration],
         or a [`Curriculum`][trainax.trainer.Curriculum] of them.
     - `optimizer`: an `optax.GradientTransformation`.
     - `num_training_steps`: the number of updates (ignored, may be `None`,
         for a `Curriculum`, which brings its own).
-    - `batch_size`: windows per minibatch.
+    - `batch_size`: windows or samples per minibatch.
     - `ref_stepper`: the reference solver for diverted and mix chains.
     - `residuum_fn`: `residuum_fn(u_next, u_prev)` on batched states, for
         residuum configurations.
@@ -128,27 +144,28 @@ class GeneralTrainer:
         (model, optimizer state, key, step, loss history) to this file every
         `checkpoint_every` steps and at the end; resume with
         `trainer(model, resume_from=checkpoint_path)`.
-    - `host_data`: keep the trajectories on the host and gather each chunk's
-        windows there (for data larger than device memory). Default: on for
-        array-likes that are not in memory (`np.memmap`, `h5py.Dataset`,
-        zarr arrays), off for JAX and NumPy arrays, which move to the device.
+    - `host_data`: for trajectories given as an array, gather windows on the
+        host chunk by chunk (see [`Trajectories`][trainax.trainer.Trajectories]);
+        sources take `host=` themselves.
 
     **Calling** `trainer(model, key, *, return_loss_history=True, resume_from=None)`
     returns `(model, loss_history)`, or `(model, loss_history, callback_history)`
-    when a callback is given, where `loss_history` is a NumPy array holding
-    the minibatch loss at each step and `callback_history` a list of
-    `(step, output)` pairs.
+    when a callback is given, where `loss_history` is a NumPy array (in the
+    loss's dtype) holding the minibatch loss at each step and
+    `callback_history` a list of `(step, output)` pairs.
 
     ```python
+    data = tx.sample_data.advection_1d_periodic(num_samples=4, key=jr.PRNGKey(0))
+    model = tx.nn.LinearConvStepper(1, kernel_size=2, key=jr.PRNGKey(1))
     trainer = tx.GeneralTrainer(data, tx.configuration.Supervised(5),
-                                optax.adam(1e-3), 1000, 32)
-    model, losses = trainer(model, jax.random.PRNGKey(0))
+                                optax.adam(1e-2), 20, 8, progress_bar=False)
+    model, losses = trainer(model, jr.PRNGKey(0))
     ```
     """
 
     def __init__(
         self,
-        trajectories,
+        data,
         configuration: Union[BaseConfiguration, Curriculum],
         optimizer: optax.GradientTransformation,
         num_training_steps: Optional[int],
@@ -198,31 +215,43 @@ class GeneralTrainer:
                 raise ValueError("`checkpoint_every` needs a `checkpoint_path` to write to.")
         if callback_fn is not None and not callable(callback_fn):
             raise TypeError(f"`callback_fn` must be callable, got {callback_fn!r}.")
-        if host_data is None:
-            host_data = is_host_source(trajectories)
-        self.host_data = bool(host_data)
-        if not self.host_data:
-            trajectories = jnp.asarray(trajectories)
-        if not np.issubdtype(np.dtype(trajectories.dtype), np.floating):
-            raise TypeError(
-                f"`trajectories` must hold floating-point values, got dtype {trajectories.dtype}."
-            )
-        for config, _ in stages:
-            _check_trajectories(trajectories, config.window_length)
-            config.check_dependencies(ref_stepper, residuum_fn)
-            num_windows = count_windows(trajectories.shape, config.window_length)
-            if batch_size > num_windows:
-                raise ValueError(
-                    f"`batch_size` ({batch_size}) exceeds the number of training windows "
-                    f"({num_windows} windows of {config.window_length} time levels from "
-                    f"{trajectories.shape[0]} trajectories)."
+        if isinstance(data, AbstractDataSource):
+            if host_data is not None:
+                raise TypeError(
+                    "`host_data` applies to trajectories given as an array; a data source "
+                    "takes `host=` itself."
                 )
-        if ref_stepper is not None:
-            _check_stepper_shape(
-                "ref_stepper", ref_stepper, trajectories.shape[2:], trajectories.dtype
-            )
+            source = data
+        elif host_data is not None:
+            source = Trajectories(data, host=host_data)
+        else:
+            source = as_source(data)
 
-        self.trajectories = trajectories
+        for config, _ in stages:
+            source.check(config, batch_size)
+            config.check_dependencies(ref_stepper, residuum_fn)
+            num_items = source.num_items(config)
+            if num_items is not None and batch_size > num_items:
+                what = (
+                    f"{num_items} windows of {config.window_length} time levels from "
+                    f"{source.trajectories.shape[0]} trajectories"
+                    if isinstance(source, Trajectories)
+                    else f"{num_items} samples"
+                )
+                raise ValueError(
+                    f"`batch_size` ({batch_size}) exceeds the number of training "
+                    f"{'windows' if isinstance(source, Trajectories) else 'samples'} "
+                    f"({what})."
+                )
+            if config.needs_indices and isinstance(source, Sampler):
+                raise TypeError(
+                    f"{type(config).__name__} keeps per-sample state and needs sample "
+                    "indices: train it on tx.trainer.Samples, not a Sampler."
+                )
+        if ref_stepper is not None and isinstance(source, Trajectories):
+            check_stepper("ref_stepper", ref_stepper, source.state_shape, source.dtype)
+
+        self.source = source
         self.stages = tuple(stages)
         self.optimizer = optimizer
         self.num_training_steps = sum(n for _, n in stages)
@@ -238,70 +267,72 @@ class GeneralTrainer:
         self._compiled = {}
         self._callback_loss_fns = {}
 
+    @property
+    def host_data(self) -> bool:
+        """Whether minibatches are gathered on the host, chunk by chunk."""
+        return self.source.host
+
     # -- the compiled part -------------------------------------------------
-    def _loss_fn(self, configuration, static):
-        def loss_fn(params, batch):
-            model = eqx.combine(params, static)
-            return configuration(
-                model, batch, ref_stepper=self.ref_stepper, residuum_fn=self.residuum_fn
-            )
+    def _loss(self, configuration, model, batch, key, indices):
+        extra = {"indices": indices} if configuration.needs_indices else {}
+        return configuration(
+            model,
+            batch,
+            ref_stepper=self.ref_stepper,
+            residuum_fn=self.residuum_fn,
+            key=key,
+            **extra,
+        )
 
-        return loss_fn
-
-    def _make_chunk_runner(self, configuration, static):
-        loss_fn = self._loss_fn(configuration, static)
+    def _make_chunk_runner(self, configuration, static, feed_static, loss_dtype):
         optimizer, chunk = self.optimizer, self.chunk_size
 
-        def train_steps(params, opt_state, num_steps, get_batch):
+        def loss_fn(params, batch, key, indices):
+            return self._loss(configuration, eqx.combine(params, static), batch, key, indices)
+
+        def run_chunk(params, opt_state, feed_dynamic, indices, key_base, start, num_steps):
+            feed = eqx.combine(feed_dynamic, feed_static)
+
             def body(i, carry):
                 params, opt_state, losses = carry
-                loss, grads = jax.value_and_grad(loss_fn)(params, get_batch(i))
+                draw_key, loss_key = _split_step(key_base, start + i)
+                batch = feed(i, indices[i], draw_key)
+                loss, grads = jax.value_and_grad(loss_fn)(params, batch, loss_key, indices[i])
                 updates, opt_state = optimizer.update(grads, opt_state, params)
                 params = optax.apply_updates(params, updates)
                 return params, opt_state, losses.at[i].set(loss)
 
-            losses = jnp.zeros(chunk, dtype=jnp.result_type(float))
+            losses = jnp.zeros(chunk, dtype=loss_dtype)
             return jax.lax.fori_loop(0, num_steps, body, (params, opt_state, losses))
-
-        if self.host_data:
-            # windows gathered on the host, one chunk at a time: (chunk, B, W, C, *N)
-            def run_chunk(params, opt_state, batches, num_steps):
-                return train_steps(params, opt_state, num_steps, lambda i: batches[i])
-        else:
-            # windows cut on the device from the trajectories, inside the loop
-            def run_chunk(params, opt_state, substacker, indices, num_steps):
-                return train_steps(
-                    params, opt_state, num_steps, lambda i: substacker(indices[i])
-                )
 
         return jax.jit(run_chunk, donate_argnums=(0, 1))
 
-    def _run_chunk(self, run_chunk, params, opt_state, substacker, mixer, start, num_steps):
-        # always `chunk_size` rows, so a shorter last chunk reuses the compiled
-        # loop; the rows past `num_steps` are never read
-        indices = np.zeros((self.chunk_size, self.batch_size), dtype=np.int32)
-        indices[:num_steps] = mixer.chunk(start, num_steps)
-        if self.host_data:
-            return run_chunk(params, opt_state, substacker(indices), num_steps)
-        return run_chunk(params, opt_state, substacker, indices, num_steps)
-
-    def _chunk_runner(self, index, configuration, static):
+    def _chunk_runner(self, stage, static, feed_static, loss_dtype):
         # reuse the compiled update across calls with the same kind of model
         leaves, treedef = jax.tree_util.tree_flatten(static)
+        make = lambda: self._make_chunk_runner(  # noqa: E731
+            stage.configuration, static, feed_static, loss_dtype
+        )
         try:
-            cache_key = (index, treedef, tuple(leaves))
+            cache_key = (stage.index, treedef, tuple(leaves))
             hash(cache_key)
         except TypeError:
-            return self._make_chunk_runner(configuration, static)
+            return make()
         if cache_key not in self._compiled:
-            self._compiled[cache_key] = self._make_chunk_runner(configuration, static)
+            self._compiled[cache_key] = make()
         return self._compiled[cache_key]
 
+    def _stage_feed(self, stage, indices):
+        """The feed of a chunk: the stage's device feed, or the chunk read on the host."""
+        if self.source.host:
+            return self.source.host_chunk(stage.configuration, indices)
+        return stage.feed
+
     # -- the Python loop between chunks -----------------------------------
-    def _stage_bounds(self):
+    def _stages(self, raw_key):
         start = 0
         for index, (configuration, num_steps) in enumerate(self.stages):
-            yield index, configuration, start, start + num_steps
+            yield _Stage(self, index, configuration, start, start + num_steps, raw_key)
             start += num_steps
 
     def _next_boundary(self, step: int, stage_end: int) -> int:
@@ -313,6 +344,34 @@ class GeneralTrainer:
         nxt = min((step // p + 1) * p for p in periods)
         return min(nxt, stage_end)
 
+    def check_model(self, model) -> None:
+        """Raise a clear error if `model` does not fit every configuration and the data."""
+        for configuration, _ in self.stages:
+            example = self.source.example_batch(configuration, self.batch_size)
+            configuration.check_model(model, example)
+
+    def _loss_dtype(self, model):
+        configuration = self.stages[0][0]
+        example = self.source.example_batch(configuration, self.batch_size)
+        key = jax.ShapeDtypeStruct((2,), jnp.uint32)
+        indices = jax.ShapeDtypeStruct((self.batch_size,), jnp.int32)
+        try:
+            out = eqx.filter_eval_shape(
+                lambda m, b, k, i: self._loss(configuration, m, b, k, i),
+                model, example, key, indices,
+            )
+        except Exception as error:
+            raise ValueError(
+                f"{type(configuration).__name__} fails on `model` and one minibatch of "
+                f"the data: {type(error).__name__}: {error}"
+            ) from error
+        if getattr(out, "shape", None) != ():
+            raise ValueError(
+                f"{type(configuration).__name__} must return a scalar loss, got shape "
+                f"{getattr(out, 'shape', None)}."
+            )
+        return np.dtype(out.dtype)
+
     def __call__(
         self,
         model,
@@ -321,22 +380,27 @@ class GeneralTrainer:
         return_loss_history: bool = True,
         resume_from: Optional[Union[str, os.PathLike]] = None,
     ):
-        _check_stepper_shape(
-            "model", model, self.trajectories.shape[2:], self.trajectories.dtype
-        )
+        self.check_model(model)
+        loss_dtype = self._loss_dtype(model)
         params, static = eqx.partition(model, eqx.is_inexact_array)
         opt_state = self.optimizer.init(params)
         total = self.num_training_steps
-        loss_history = np.full(total, np.nan, dtype=np.float32)
+        loss_history = np.full(total, np.nan, dtype=loss_dtype)
         step = 0
         if resume_from is not None:
             skeleton_key = np.zeros(2, np.uint32) if key is None else _as_raw_key(key)
-            state = load_state(resume_from, params, opt_state, total, skeleton_key)
+            state = load_state(resume_from, params, opt_state, skeleton_key)
             params, opt_state = state["params"], state["opt_state"]
             step = int(state["step"])
+            if step > total:
+                raise ValueError(
+                    f"`resume_from`: the checkpoint is at step {step}, past this trainer's "
+                    f"num_training_steps ({total})."
+                )
             loss_history[:step] = state["loss_history"][:step]
             key = jnp.asarray(state["key"])
         raw_key = _as_raw_key(key)
+        key_base = jr.fold_in(raw_key, _STEP_KEY_STREAM)
         # fresh buffers: the chunk runner donates them
         params = jax.tree_util.tree_map(jnp.array, params)
         opt_state = jax.tree_util.tree_map(jnp.array, opt_state)
@@ -345,21 +409,21 @@ class GeneralTrainer:
         nan_seen = False
         bar = tqdm(total=total, initial=step, disable=not self.progress_bar, desc="training")
         try:
-            for index, configuration, stage_start, stage_end in self._stage_bounds():
-                if stage_end <= step and index < len(self.stages) - 1:
+            for stage in self._stages(raw_key):
+                if stage.end <= step and stage.index < len(self.stages) - 1:
                     continue
-                substacker, mixer = self._stage_data(index, configuration, raw_key)
                 run_chunk = None  # compiled lazily: a finished stage needs none
-                while step < stage_end:
-                    self._run_callback(step, params, static, opt_state, configuration,
-                                       lambda: substacker(mixer(step - stage_start)),
+                while step < stage.end:
+                    self._run_callback(step, params, static, opt_state, stage, key_base,
                                        loss_history, callback_history)
+                    end = self._next_boundary(step, stage.end)
+                    indices = stage.indices(step, end - step, self.chunk_size, self.batch_size)
+                    feed = self._stage_feed(stage, indices)
+                    feed_dynamic, feed_static = eqx.partition(feed, eqx.is_array)
                     if run_chunk is None:
-                        run_chunk = self._chunk_runner(index, configuration, static)
-                    end = self._next_boundary(step, stage_end)
-                    params, opt_state, losses = self._run_chunk(
-                        run_chunk, params, opt_state, substacker, mixer,
-                        step - stage_start, end - step,
+                        run_chunk = self._chunk_runner(stage, static, feed_static, loss_dtype)
+                    params, opt_state, losses = run_chunk(
+                        params, opt_state, feed_dynamic, indices, key_base, step, end - step
                     )
                     losses = np.asarray(losses)[: end - step]
                     loss_history[step:end] = losses
@@ -372,8 +436,7 @@ class GeneralTrainer:
                             self.checkpoint_path, params, opt_state, step, loss_history, raw_key
                         )
             # the final model: the batch is the one a further step would draw
-            self._run_callback(step, params, static, opt_state, configuration,
-                               lambda: substacker(mixer(step - stage_start)),
+            self._run_callback(step, params, static, opt_state, stage, key_base,
                                loss_history, callback_history)
             if self.checkpoint_path is not None:
                 save_state(self.checkpoint_path, params, opt_state, step, loss_history, raw_key)
@@ -404,45 +467,60 @@ class GeneralTrainer:
         warnings.warn(message, RuntimeWarning, stacklevel=3)
         return True
 
-    def _stage_data(self, index, configuration, raw_key):
-        stacker = HostSubStacker if self.host_data else TrajectorySubStacker
-        substacker = stacker(self.trajectories, configuration.window_length)
-        mixer = PermutationMixer(
-            substacker.num_windows, self.batch_size, key=jr.fold_in(raw_key, index)
-        )
-        return substacker, mixer
+    def _batch_at(self, stage, step, key_base):
+        """The minibatch, keys and indices that training step `step` uses."""
+        indices = stage.indices(step, 1, 1, self.batch_size)
+        draw_key, loss_key = _split_step(key_base, step)
+        feed = self._stage_feed(stage, indices)
+        batch = feed(0, jnp.asarray(indices[0]), draw_key)
+        row = indices[0] if stage.mixer is not None else None
+        return batch, loss_key, row
 
     def _run_callback(
-        self, step, params, static, opt_state, configuration, batch_fn, loss_history,
-        callback_history,
+        self, step, params, static, opt_state, stage, key_base, loss_history, callback_history
     ):
         callback = self.callback_fn
         if callback is None or step % callback.every != 0:
             return
+        configuration = stage.configuration
+        batch, loss_key, indices = self._batch_at(stage, step, key_base)
 
         # one function per stage: callbacks that jit it (Loss, GradNorm) then
         # compile once instead of at every call
         loss_fn = self._callback_loss_fns.get(id(configuration))
         if loss_fn is None:
 
-            def loss_fn(model, batch):
-                return configuration(
-                    model, batch, ref_stepper=self.ref_stepper, residuum_fn=self.residuum_fn
-                )
+            def loss_fn(model, batch, *, key=None, indices=None):
+                return self._loss(configuration, model, batch, key, indices)
 
             self._callback_loss_fns[id(configuration)] = loss_fn
+        bound = _BoundLoss(loss_fn, loss_key, None if indices is None else jnp.asarray(indices))
 
         # copies: the next chunk donates (deletes) the params and opt_state
         # buffers, and a callback may keep what it is given (e.g. GetNetwork)
         params = jax.tree_util.tree_map(jnp.copy, params)
         opt_state = jax.tree_util.tree_map(jnp.copy, opt_state)
         context = CallbackContext(
-            batch=batch_fn(),
-            loss_fn=loss_fn,
+            batch=batch,
+            loss_fn=bound,
             configuration=configuration,
             opt_state=opt_state,
             loss_history=loss_history[:step],
+            key=loss_key,
+            indices=indices,
         )
         output = callback(step, eqx.combine(params, static), context)
         if output is not None:
             callback_history.append((step, output))
+
+
+class _BoundLoss(eqx.Module):
+    """`loss_fn(model, batch)` with a step's key and indices bound (a PyTree, so
+    callbacks can `eqx.filter_jit` it and reuse the compiled function)."""
+
+    loss_fn: Callable = eqx.field(static=True)
+    key: jax.Array
+    indices: Optional[jax.Array]
+
+    def __call__(self, model, batch):
+        return self.loss_fn(model, batch, key=self.key, indices=self.indices)
