@@ -36,8 +36,20 @@ def test_readme_quickstart_runs():
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
         exec(compile(code, "README.md quickstart", "exec"), {"__name__": "__quickstart__"})
-    values = [float(line) for line in output.getvalue().split()]
-    assert len(values) == 3 and all(math.isfinite(v) for v in values), output.getvalue()
+    lines = output.getvalue().splitlines()
+    found = [re.fullmatch(r"rollout +(\d+): distance to the upwind stencil (\S+)", line)
+             for line in lines]
+    assert all(found) and len(found) == 3, output.getvalue()
+    assert [int(m.group(1)) for m in found] == [1, 5, 20]
+    assert all(math.isfinite(float(m.group(2))) for m in found), output.getvalue()
+
+
+def test_readme_shows_the_quickstart_output_it_prints():
+    text = (ROOT / "README.md").read_text()
+    shown = re.findall(r"rollout +(\d+): distance to the upwind stencil (\d\.\d+)", text)
+    assert [int(r) for r, _ in shown] == [1, 5, 20]
+    # the full-size figures, pinned by tests/test_quickstart.py
+    assert [float(d) for _, d in shown] == [0.0341, 0.0291, 0.0170]
 
 
 def test_docs_quickstart_matches_readme():

@@ -87,11 +87,17 @@ def check_losses(out):
     assert rough > 10 * smooth
 
 
+def check_convexity(out):
+    distances = [float(x) for x in re.findall(rf"distance to upwind {NUMBER}", out)]
+    assert len(distances) == 4 and max(distances) < 1e-4  # one minimum, from every start
+    assert "landscape minimum at [0.250, 0.750]" in out
+
+
 CHECKS = {name[len("check_"):]: f for name, f in globals().items() if name.startswith("check_")}
 
 
 def test_examples_found():
-    assert len(EXAMPLES) >= 7
+    assert len(EXAMPLES) >= 9
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])

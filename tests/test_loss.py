@@ -377,3 +377,36 @@ def test_type_checked_at_entry():
         L.MSELoss().single_batch(jnp.ones((2, 2), dtype=jnp.int32))
     with pytest.raises(Exception, match="target"):
         L.MSELoss()(P[None], jnp.ones((1, 2, 2), dtype=jnp.int32))
+
+
+def _wrong_shape_calls():
+    cw = L.ChannelWeightedLoss(L.MSELoss(), (1.0, 2.0, 3.0))
+    return [
+        (lambda: L.MSELoss()(jnp.ones((2, 2, 2)), jnp.ones((2, 2, 3))), ValueError,
+         "`target`"),
+        (lambda: L.Normalized_RMSELoss().single_batch(P, jnp.ones((3, 2))), ValueError,
+         "`target`"),
+        (lambda: L.MAELoss()(jnp.ones(3)), ValueError, "`prediction`"),
+        (lambda: L.SobolevLoss().single_batch(jnp.ones(())), ValueError, "`prediction`"),
+        (lambda: L.MSELoss().single_batch(jnp.ones((2, 2), jnp.int32)), TypeError,
+         "`prediction`.*floating-point.*int32"),
+        (lambda: L.Normalized_MAELoss()(P[None], T[None].astype(jnp.int32)), TypeError,
+         "`target`.*floating-point"),
+        (lambda: (L.MSELoss() + L.MAELoss())(P[None], jnp.ones((2, 2, 2))), ValueError,
+         "`target`"),
+        (lambda: cw(P[None], T[None]), ValueError, "`weights`"),
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(_wrong_shape_calls())))
+def test_bad_inputs_give_one_line_errors(index):
+    call, error, match = _wrong_shape_calls()[index]
+    with pytest.raises(error, match=match) as info:
+        call()
+    assert "\n" not in str(info.value), str(info.value)
+
+
+def test_shape_mismatch_is_caught_under_jit():
+    p, t = _batch(8, (2, 2, 4))
+    with pytest.raises(ValueError, match=r"`target`.*expected \(2, 2, 4\), got \(2, 2, 3\)"):
+        eqx.filter_jit(L.Normalized_MSELoss())(p, t[..., :3])

@@ -182,6 +182,52 @@ def test_wrong_state_shapes_are_explained():
         tx.nn.MLPStepper(3, key=KEY)(jnp.zeros((2, 3)))
 
 
+def _skip_under_import_hook(request):
+    # `--jaxtyping-packages` type-checks the annotations before the model's own checks.
+    if request.config.getoption("jaxtyping_packages", default=None):
+        pytest.skip("the jaxtyping import hook checks annotations first")
+
+
+@pytest.mark.parametrize(
+    "model, state, error, match",
+    [
+        (tx.nn.ConvNet(1, 1, 1, hidden_channels=2, depth=1, key=KEY), jnp.zeros((4, 1, 16)),
+         ValueError, r"ConvNet acts on one state \(C=1, N0\).*got shape \(4, 1, 16\)"),
+        (tx.nn.ConvNet(2, 2, 1, hidden_channels=2, depth=1, key=KEY), jnp.zeros((1, 8, 8)),
+         ValueError, r"C=2, N0, N1"),
+        (tx.nn.LinearConvStepper(1, key=KEY), jnp.zeros(16), ValueError,
+         r"LinearConvStepper.*got shape \(16,\)"),
+        (tx.nn.LinearConvStepper(1, key=KEY), jnp.zeros((1, 16), jnp.int32), TypeError,
+         "floating-point.*int32"),
+        (tx.nn.MLPStepper(3, width=4, key=KEY), jnp.zeros((2, 3)), ValueError,
+         r"MLPStepper acts on one state \(3,\)"),
+        (tx.nn.MLPStepper(3, width=4, key=KEY), jnp.zeros(3, jnp.int32), TypeError,
+         "floating-point"),
+    ],
+    ids=["batch", "channels", "no-channel-axis", "int-conv", "mlp-batch", "int-mlp"],
+)
+def test_wrong_inputs_give_one_line_errors(request, model, state, error, match):
+    _skip_under_import_hook(request)
+    for call in (model, eqx.filter_jit(model)):  # checked at trace time too
+        with pytest.raises(error, match=match) as info:
+            call(state)
+        assert "\n" not in str(info.value), str(info.value)
+
+
+def test_circular_padding_matches_a_hand_wrapped_valid_convolution():
+    # The stencil convention: a kernel of size k sees (k - 1) // 2 points on the
+    # left and k // 2 on the right, wrapped periodically.
+    for kernel_size in (2, 3, 4):
+        stepper = tx.nn.LinearConvStepper(2, channels=2, kernel_size=kernel_size, key=KEY)
+        u = jr.normal(KEY, (2, 7, 6))
+        left, right = (kernel_size - 1) // 2, kernel_size // 2
+        padded = jnp.pad(u, [(0, 0), (left, right), (left, right)], mode="wrap")
+        expected = jax.lax.conv_general_dilated(
+            padded[None], stepper.conv.weight, (1, 1), "VALID"
+        )[0]
+        np.testing.assert_allclose(apply(stepper, u), expected, rtol=1e-6, atol=1e-6)
+
+
 # --------------------------------------------------------------------------
 # Transformations
 # --------------------------------------------------------------------------

@@ -27,19 +27,18 @@ def test_rollout_training_learns_the_upwind_stencil():
         assert loss_history[-50:].mean() < 0.25 * loss_history[:10].mean()
         errors.append(float(jnp.linalg.norm(learned.weight.ravel() - upwind)))
         histories.append(loss_history)
-    # a faithful implementation gives about 0.03, 0.025, 0.017
+    # the taxonomy's data (20 trajectories of 100 states) and minibatch stream
+    # give 0.0341, 0.0291, 0.0170: closer to upwind as the rollout grows
     assert initial_error > 0.3
-    assert errors[0] < 0.045 and errors[2] < 0.025
+    assert errors[0] < 0.04 and errors[2] < 0.02
     assert errors[0] > errors[1] > errors[2]
-
-    # pinned: the data model (sources, per-step keys) left these unchanged
     np.testing.assert_allclose(
-        errors, [0.03421476483345032, 0.026470936834812164, 0.016676191240549088], rtol=1e-6
+        errors, [0.0340622253715992, 0.029111294075846672, 0.01696445606648922], rtol=1e-4
     )
     np.testing.assert_allclose(
         [(h[0], h[-1]) for h in histories],
-        [(0.3383738398551941, 0.00032583618303760886),
-         (1.3693729639053345, 0.01892172358930111),
-         (4.990545272827148, 0.6418861746788025)],
-        rtol=1e-6,
+        [(2.630321979522705, 0.002800894668325782),
+         (10.357550621032715, 0.13110271096229553),
+         (41.470489501953125, 4.56752872467041)],
+        rtol=1e-4,
     )

@@ -188,10 +188,14 @@ def test_samples_with_a_scalar_leaf():
         tx.Samples((jnp.zeros((10, 2)), jnp.float32(1.0)))
 
 
-def test_batch_size_above_the_number_of_samples():
-    with pytest.raises(ValueError, match=r"`batch_size` \(9\) exceeds the number of training "
-                                         r"samples \(8 samples\)"):
-        tx.GeneralTrainer(tx.Samples(pairs(num=8)), C.OperatorLearning(), optax.sgd(1.0), 3, 9)
+def test_batch_size_above_the_number_of_samples_trains_full_batch():
+    with pytest.warns(UserWarning, match=r"`batch_size` \(9\) exceeds the number of training "
+                                         r"samples \(8 samples\): training full batch"):
+        trainer = tx.GeneralTrainer(tx.Samples(pairs(num=8)), C.OperatorLearning(),
+                                    optax.sgd(1e-3), 3, 9, callback_fn=Recorder(),
+                                    progress_bar=False)
+    _, _, history = trainer(operator_model(), jr.PRNGKey(0))
+    assert all(sorted(out[0].tolist()) == list(range(8)) for _, out in history[:3])
 
 
 # --------------------------------------------------------------------------
@@ -380,3 +384,100 @@ def test_loss_history_float32_by_default():
                                 optax.sgd(1e-3), 3, 4, progress_bar=False)
     _, losses = trainer(operator_model(), jr.PRNGKey(0))
     assert losses.dtype == np.float32
+
+
+# --------------------------------------------------------------------------
+# Fine-tuning: frozen leaves, zero steps, subsets
+# --------------------------------------------------------------------------
+
+
+def test_fine_tune_zero_steps_returns_the_model():
+    model = operator_model()
+    tuned, losses = T.fine_tune(model, tx.Samples(pairs(num=8)), C.OperatorLearning(),
+                                optax.adam(1e-2), 0, 4, key=jr.PRNGKey(0))
+    assert tuned is model and losses.shape == (0,)
+
+
+def test_frozen_leaves_stay_bit_identical_and_have_no_optimizer_state():
+    model = operator_model()
+    trainer = tx.GeneralTrainer(tx.Samples(pairs(num=8)), C.OperatorLearning(),
+                                optax.adam(1e-1), 20, 4, progress_bar=False,
+                                trainable=lambda m: m.bias)
+    tuned, losses = trainer(model, jr.PRNGKey(0))
+    assert np.array_equal(tuned.weight, model.weight)
+    assert not np.array_equal(tuned.bias, model.bias)
+    params, _ = eqx.partition(model, trainer._trainable_mask(model))
+    state_leaves = jax.tree_util.tree_leaves(optax.adam(1e-1).init(params))
+    # adam's moments exist for the bias only: count, mu and nu of shape (1, 1)
+    assert sorted(x.size for x in state_leaves) == [1, 1, 1]
+
+
+def test_trainable_that_selects_nothing():
+    with pytest.raises(ValueError, match="`trainable` selects no floating-point array"):
+        tx.GeneralTrainer(tx.Samples(pairs(num=8)), C.OperatorLearning(), optax.adam(1e-1),
+                          2, 4, progress_bar=False,
+                          trainable=jax.tree_util.tree_map(lambda _: False, operator_model()))(
+            operator_model(), jr.PRNGKey(0))
+
+
+def test_subsample_is_a_prefix_and_checks_its_size():
+    inputs, targets = pairs(num=12)
+    small = T.subsample((inputs, targets), 3, key=jr.PRNGKey(0))
+    large = T.subsample((inputs, targets), 8, key=jr.PRNGKey(0))
+    np.testing.assert_array_equal(small[0], large[0][:3])
+    with pytest.raises(ValueError, match=r"`num_samples` \(13\) exceeds the 12 samples"):
+        T.subsample((inputs, targets), 13, key=jr.PRNGKey(0))
+
+
+def test_per_sample_tables_update_row_sparse_with_adam():
+    targets = jr.normal(jr.PRNGKey(0), (10, 6))
+    model = CodedModel(jr.normal(jr.PRNGKey(2), (10, 8)), eqx.nn.Linear(8, 6, key=jr.PRNGKey(1)))
+
+    def train(steps, **kwargs):
+        trainer = tx.GeneralTrainer(
+            tx.Samples(targets), AutoDecode(), optax.adam(1e-2), steps, 4,
+            callback_fn=Recorder(), progress_bar=False, **kwargs,
+        )
+        return trainer
+
+    # two steps: the second batch's rows move; rows in neither batch do not,
+    # and neither do their Adam moments
+    trainer = train(2, per_sample=lambda m: m.codes, per_sample_optimizer=optax.adam(1e-1))
+    trained, losses, history = trainer(model, jr.PRNGKey(4))
+    seen = set(history[0][1][0].tolist()) | set(history[1][1][0].tolist())
+    unseen = sorted(set(range(10)) - seen)
+    assert unseen
+    np.testing.assert_array_equal(trained.codes[np.asarray(unseen)], model.codes[np.asarray(unseen)])
+    for row in seen:
+        assert not np.array_equal(trained.codes[row], model.codes[row])
+    # the optimizer state: moments of the unseen rows are still zero
+    params, static = eqx.partition(model, trainer._trainable_mask(model))
+    updater = trainer._updater(static)
+    opt_state = updater.init(params)
+    step_one = updater.update(params, jax.tree_util.tree_map(jnp.ones_like, params), opt_state,
+                              jnp.array([0, 1]))[1]
+    mu = step_one[1][0].mu.codes
+    assert np.all(np.asarray(mu[2:]) == 0) and np.all(np.asarray(mu[:2]) != 0)
+    # a row of the first batch only: row-sparse, the second step leaves it
+    # where the first put it; dense Adam moves it again (its momentum)
+    only_first = sorted(set(history[0][1][0].tolist()) - set(history[1][1][0].tolist()))
+    assert only_first
+    row = only_first[0]
+    sparse_one = train(1, per_sample=lambda m: m.codes,
+                       per_sample_optimizer=optax.adam(1e-1))(model, jr.PRNGKey(4))[0]
+    np.testing.assert_array_equal(trained.codes[row], sparse_one.codes[row])
+    dense_one = train(1)(model, jr.PRNGKey(4))[0]
+    dense_two = train(2)(model, jr.PRNGKey(4))[0]
+    assert not np.array_equal(dense_two.codes[row], dense_one.codes[row])
+
+
+def test_per_sample_needs_samples_and_indices():
+    with pytest.raises(TypeError, match="configuration must set `needs_indices = True`"):
+        tx.GeneralTrainer(tx.Samples(pairs(num=8)), C.OperatorLearning(), optax.sgd(1.0), 2, 4,
+                          per_sample=lambda m: m.weight)
+    targets = jr.normal(jr.PRNGKey(0), (10, 6))
+    model = CodedModel(jnp.zeros((9, 8)), eqx.nn.Linear(8, 6, key=jr.PRNGKey(1)))
+    trainer = tx.GeneralTrainer(tx.Samples(targets), AutoDecode(), optax.sgd(1.0), 2, 4,
+                                per_sample=lambda m: m.codes, progress_bar=False)
+    with pytest.raises(ValueError, match=r"one row per sample \(10\); got an array of shape"):
+        trainer(model, jr.PRNGKey(0))

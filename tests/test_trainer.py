@@ -2,6 +2,7 @@
 
 
 import math
+import warnings
 
 import equinox as eqx
 import exponax
@@ -81,14 +82,29 @@ def trainer_for(data, configuration=None, optimizer=None, steps=20, batch_size=4
     )
 
 
+def stage_key(key, stage=0):
+    """The key a stage permutes with: the trainer's key itself for the first
+    stage, `fold_in(key, stage)` for the later ones."""
+    return key if stage == 0 else jr.fold_in(key, stage)
+
+
+def hand_stream(key, num_items, batch_size, num_steps):
+    """The minibatch indices of the first `num_steps` steps, by the documented
+    rule: epoch `e` visits `permutation(k_e, n)` with `k_{e+1} = split(k_e)[0]`,
+    `batch_size` at a time, the last minibatch of an epoch the remainder."""
+    batches, epoch_key = [], key
+    while len(batches) < num_steps:
+        order = np.asarray(jr.permutation(epoch_key, num_items))
+        batches += [order[i : i + batch_size] for i in range(0, num_items, batch_size)]
+        epoch_key = jr.split(epoch_key)[0]
+    return batches[:num_steps]
+
+
 def first_batches(data, configuration, batch_size, key, num_steps, stage=0):
     """The minibatches a trainer draws in its first `num_steps` steps of a stage."""
-    substacker = tx.TrajectorySubStacker(data, configuration.window_length)
-    mixer = tx.PermutationMixer(
-        substacker.num_windows, batch_size, key=jr.fold_in(key, stage)
-    )
-    cut = jax.jit(substacker.__call__)
-    return [cut(mixer(i)) for i in range(num_steps)]
+    windows = tx.trainer.substack_trajectories(data, configuration.window_length)
+    draws = hand_stream(stage_key(key, stage), windows.shape[0], batch_size, num_steps)
+    return [windows[jnp.asarray(indices)] for indices in draws]
 
 
 def loss_of(configuration, model, batch, **kwargs):
@@ -142,14 +158,24 @@ def test_substack_window_too_long(data):
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("num_samples, batch_size", [(10, 5), (10, 3), (7, 7), (9, 1)])
+@pytest.mark.parametrize(
+    "num_samples, batch_size", [(10, 5), (10, 3), (7, 7), (9, 1), (7, 4)]
+)
 def test_mixer_every_sample_once_per_epoch(num_samples, batch_size):
     mixer = tx.PermutationMixer(num_samples, batch_size, key=jr.PRNGKey(0))
-    cycle = math.lcm(num_samples, batch_size)  # draws that fill whole epochs
-    num_steps = cycle // batch_size * math.ceil(3 * num_samples / cycle)  # >= 3 epochs
-    chunk = np.asarray(mixer.chunk(0, num_steps))
-    assert chunk.shape == (num_steps, batch_size)
-    epochs = chunk.reshape(-1, num_samples)
+    per_epoch = math.ceil(num_samples / batch_size)
+    assert mixer.steps_per_epoch == per_epoch
+    # full minibatches, then the remainder (never filled from the next epoch)
+    sizes = [batch_size] * (num_samples // batch_size)
+    if num_samples % batch_size:
+        sizes.append(num_samples % batch_size)
+    epochs = []
+    for epoch in range(3):
+        steps = range(epoch * per_epoch, (epoch + 1) * per_epoch)
+        draws = [np.asarray(mixer(step)) for step in steps]
+        assert [len(d) for d in draws] == sizes
+        assert [mixer.batch_size_at(step) for step in steps] == sizes
+        epochs.append(np.concatenate(draws))
     for epoch in epochs:
         np.testing.assert_array_equal(np.sort(epoch), np.arange(num_samples))
     if num_samples > 2:  # shuffled, and differently in different epochs
@@ -158,22 +184,47 @@ def test_mixer_every_sample_once_per_epoch(num_samples, batch_size):
 
 
 def test_mixer_chunk_equals_single_draws():
-    mixer = tx.PermutationMixer(10, 3, key=jr.PRNGKey(1))
-    for start, k in [(0, 4), (7, 5), (13, 1), (2, 30)]:
+    mixer = tx.PermutationMixer(10, 3, key=jr.PRNGKey(1))  # epochs of 3, 3, 3, 1
+    for start, k in [(0, 3), (4, 3), (5, 2), (3, 1), (7, 1), (9, 2), (100, 3)]:
         expected = np.stack([np.asarray(mixer(i)) for i in range(start, start + k)])
         np.testing.assert_array_equal(mixer.chunk(start, k), expected)
-    # the stream is epoch-wise: step 3 with b=3 covers positions 9, 10, 11
-    stream = np.asarray(mixer.chunk(0, 10)).reshape(-1)
-    np.testing.assert_array_equal(mixer(3), stream[9:12])
-    np.testing.assert_array_equal(np.sort(stream[:10]), np.arange(10))
+    # a chunk never mixes the epoch's smaller last minibatch with full ones
+    for start, k in [(0, 4), (2, 2), (3, 2), (2, 30)]:
+        with pytest.raises(ValueError, match="different sizes"):
+            mixer.chunk(start, k)
+    # the stream is epoch-wise: step 3 is the remainder (position 9 alone) and
+    # step 4 starts the next epoch's permutation
+    epoch0 = np.concatenate([np.asarray(mixer(i)) for i in range(4)])
+    epoch1 = np.concatenate([np.asarray(mixer(i)) for i in range(4, 8)])
+    np.testing.assert_array_equal(mixer(3), epoch0[9:])
+    np.testing.assert_array_equal(mixer(4), epoch1[:3])
+    np.testing.assert_array_equal(np.sort(epoch0), np.arange(10))
+    np.testing.assert_array_equal(mixer.permutation(0), epoch0)
+    np.testing.assert_array_equal(mixer.permutation(1), epoch1)
     # draws far ahead (other epochs cached meanwhile) and back stay the same
     late = np.asarray(mixer.chunk(100, 3)).copy()
-    np.testing.assert_array_equal(mixer.chunk(0, 10).reshape(-1), stream)
+    np.testing.assert_array_equal(
+        np.concatenate([np.asarray(mixer(i)) for i in range(4)]), epoch0
+    )
     np.testing.assert_array_equal(mixer.chunk(100, 3), late)
-    # what it returns is a copy: writing into it changes no later draw
-    mixer.chunk(0, 4)[:] = -1
-    mixer(0)[:] = -1
-    np.testing.assert_array_equal(mixer.chunk(0, 10).reshape(-1), stream)
+
+
+@pytest.mark.parametrize("float64", [False, True])
+def test_mixer_draws_are_not_views_of_its_cache(float64, request):
+    """Writing into what the mixer returns (where NumPy allows it) changes no
+    later draw."""
+    if float64:
+        request.getfixturevalue("x64")
+    mixer = tx.PermutationMixer(10, 3, key=jr.PRNGKey(1))
+    stream = np.concatenate([np.asarray(mixer(i)).copy() for i in range(8)])
+    for returned in (mixer.chunk(0, 3), mixer(0), mixer(3), mixer.permutation(1)):
+        try:
+            returned[...] = -1
+        except ValueError:  # read-only: fine as well
+            pass
+    np.testing.assert_array_equal(
+        np.concatenate([np.asarray(mixer(i)) for i in range(8)]), stream
+    )
 
 
 def test_mixer_key_determines_stream():
@@ -239,18 +290,22 @@ def test_one_sgd_step_equals_hand_update(data):
 
 
 def test_adam_steps_across_chunks_equal_hand_loop(data):
-    """Five Adam steps in chunks of 2: optimizer state and draws carry over."""
+    """Seven Adam steps in chunks of 2 across an epoch boundary: the 66 windows
+    make epochs of 16, 16, 16, 16 and a last minibatch of 2 (step 4); optimizer
+    state and draws carry over."""
     config = tx.configuration.Supervised(1)
     key = jr.PRNGKey(2)
     optimizer = optax.adam(3e-2)
     model = conv()
-    trained, history = trainer_for(data, config, optimizer, steps=5, batch_size=5,
+    trained, history = trainer_for(data, config, optimizer, steps=7, batch_size=16,
                                    chunk_size=2)(model, key)
     params = eqx.filter(model, eqx.is_inexact_array)
     opt_state = optimizer.init(params)
     value_and_grad = eqx.filter_jit(eqx.filter_value_and_grad(lambda m, b: config(m, b)))
     hand_model, hand_losses = model, []
-    for batch in first_batches(data, config, 5, key, 5):
+    batches = first_batches(data, config, 16, key, 7)
+    assert [b.shape[0] for b in batches] == [16, 16, 16, 16, 2, 16, 16]
+    for batch in batches:
         loss, grads = value_and_grad(hand_model, batch)
         updates, opt_state = optimizer.update(
             grads, opt_state, eqx.filter(hand_model, eqx.is_inexact_array)
@@ -390,15 +445,24 @@ def test_missing_ref_stepper_and_residuum_fn(data, stepper):
 
 
 def test_batch_size_larger_than_windows(data):
+    """More than there are windows: full batch, with a warning naming the size."""
     # Supervised(1): S * (T+1 - 1) = 66 windows; DivertedChain: S * (T+1) = 72
-    trainer_for(data, tx.configuration.Supervised(1), batch_size=66)
-    with pytest.raises(ValueError, match="batch_size"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # exactly the number of windows: silent
+        trainer_for(data, tx.configuration.Supervised(1), batch_size=66)
+        trainer_for(data, tx.configuration.DivertedChain(2, 1), batch_size=72,
+                    ref_stepper=lambda u: u)
+    with pytest.warns(UserWarning, match=r"`batch_size` \(67\).*66.*full batch"):
         trainer_for(data, tx.configuration.Supervised(1), batch_size=67)
-    trainer_for(data, tx.configuration.DivertedChain(2, 1), batch_size=72,
-                ref_stepper=lambda u: u)
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.warns(UserWarning, match=r"`batch_size` \(73\).*72.*full batch"):
         trainer_for(data, tx.configuration.DivertedChain(2, 1), batch_size=73,
                     ref_stepper=lambda u: u)
+    # a named trainer cuts windows of num_rollout_steps + 1 = 3: S * (T+2-3) = 60
+    with pytest.warns(UserWarning, match=r"`batch_size` \(61\).*60.*full batch"):
+        tx.trainer.DivertedChainTrainer(
+            data, ref_stepper=lambda u: u, optimizer=optax.adam(1e-3),
+            num_training_steps=2, batch_size=61, num_rollout_steps=2,
+        )
     with pytest.raises(ValueError, match="batch_size"):
         trainer_for(data, batch_size=0)
 
@@ -439,16 +503,16 @@ def _nan_data_and_first_step(data, key, batch_size):
     bad[3, 7] = np.nan  # sample 3, level 7: windows starting at 6 and 7 (W = 2)
     n = T  # windows per sample for W = 2
     poisoned = {3 * n + 6, 3 * n + 7}
-    mixer = tx.PermutationMixer(S * n, batch_size, key=jr.fold_in(key, 0))
-    draws = np.asarray(mixer.chunk(0, 50))
+    draws = hand_stream(key, S * n, batch_size, 50)
     first = next(i for i, draw in enumerate(draws) if poisoned & set(draw.tolist()))
     return jnp.asarray(bad), first
 
 
 def test_nan_loss_raises_at_first_bad_step(data):
-    key = jr.PRNGKey(0)
+    key = jr.PRNGKey(5)
     bad, first = _nan_data_and_first_step(data, key, 4)
-    assert first >= 3  # so the NaN falls after the first chunk of 3 steps
+    # inside a chunk of 3 steps, after the first chunks
+    assert first >= 3 and first % 3 != 0
     trainer = trainer_for(bad, tx.configuration.Supervised(1), steps=first + 10,
                           chunk_size=3)
     with pytest.raises(tx.trainer.NonFiniteLossError, match=f"step {first}") as info:
@@ -458,7 +522,7 @@ def test_nan_loss_raises_at_first_bad_step(data):
 
 
 def test_nan_policy_continue_warns_and_finishes(data):
-    key = jr.PRNGKey(0)
+    key = jr.PRNGKey(5)
     bad, first = _nan_data_and_first_step(data, key, 4)
     trainer = trainer_for(bad, tx.configuration.Supervised(1), steps=first + 10,
                           chunk_size=3, nan_policy="continue")
@@ -547,7 +611,8 @@ def test_curriculum_rollout(data):
     assert np.all(np.isfinite(history))
     assert [s for s, _ in networks] == [0, 10, 20, 30]
     assert_models_equal(networks[-1][1], trained)
-    # stage k starts with its own draws (key folded with k) and its own rollout
+    # stage 0 draws with the key itself, stage k > 0 with the key folded with k,
+    # each with its own rollout
     for stage, (step, net) in enumerate(networks[:3]):
         config = tx.configuration.Supervised(stage + 1)
         (batch,) = first_batches(data, config, 4, key, 1, stage=stage)
@@ -586,7 +651,7 @@ def _named_trainer(name, data, stepper):
     if name == "diverted_one":
         return (tx.trainer.DivertedChainBranchOneTrainer(data, ref_stepper=stepper,
                                                          **common),
-                tx.configuration.DivertedChain)
+                tx.configuration.DivertedChainBranchOne)
     if name == "mix":
         return (tx.trainer.MixChainPostPhysicsTrainer(data, ref_stepper=stepper,
                                                       **common),
@@ -625,7 +690,11 @@ def test_named_trainers_learn(name, named_run, stepper):
     assert isinstance(config, config_type)
     assert steps == 200 and config.num_rollout_steps == 2
     if name == "diverted_one":
-        assert config.num_branch_steps == 1
+        assert config.as_diverted_chain().num_branch_steps == 1
+    # every named trainer cuts windows of num_rollout_steps + 1 = 3 levels (the
+    # mix chain of 3 + 1 post-physics = 4), also those that use one state
+    window = 4 if name == "mix" else 3
+    assert trainer.source.num_items(config) == S * (T + 2 - window)
     assert history.shape == (200,)
     assert np.all(np.isfinite(history))
     assert history[-10:].mean() < history[:10].mean() / 100

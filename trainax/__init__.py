@@ -8,7 +8,7 @@ model, loss_history = trainer(model, key=jax.random.PRNGKey(0))
 ```
 """
 
-from . import callback, configuration, inr, loss, nn, sample_data, spectral, trainer
+from . import callback, configuration, inr, loss, nn, parallel, sample_data, spectral, trainer
 from .trainer import (
     GeneralTrainer,
     PermutationMixer,
@@ -32,6 +32,7 @@ __all__ = [
     "inr",
     "loss",
     "nn",
+    "parallel",
     "sample_data",
     "spectral",
     "trainer",

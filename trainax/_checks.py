@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import numbers
+import os
 
 import equinox as eqx
 import jax
@@ -32,9 +34,25 @@ def check_stepper(name: str, stepper, state_shape, dtype) -> None:
             f"{tuple(state_shape)} (C, *N): {type(error).__name__}: {error}"
         ) from error
     out_shape = getattr(out, "shape", None)
+    out_dtype = getattr(out, "dtype", None)
+    if out_shape == tuple(state_shape) and out_dtype != dtype:
+        raise ValueError(
+            f"`{name}` must keep the data's dtype: it maps a {dtype} state to a "
+            f"{out_dtype} one. Cast the model or the data (e.g. both float64 under "
+            "jax_enable_x64)."
+        )
     if out_shape != tuple(state_shape):
         raise ValueError(
             f"`{name}` must map a state to a state of the same shape: it maps "
             f"{tuple(state_shape)} to {out_shape}. Check the model's channels and "
             "padding against the trajectories (S, T+1, C, *N)."
         )
+
+
+def find_stacklevel() -> int:
+    """The `stacklevel` of a warning that points at the first caller outside trainax."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = inspect.currentframe(), 0
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return max(level, 1)

@@ -17,48 +17,43 @@ import numpy as np
 import optax
 
 from .. import configuration as cfg
-from .. import loss as tx_loss
-from .. import nn, sample_data
+from .. import sample_data
+from .._atomic import atomic_write
 from ..trainer import Curriculum
+from . import _data
 from ._errors import CLIError
-from ._schema import RESIDUUM_FACTORIES
-
-ACTIVATIONS = {
-    "relu": jax.nn.relu,
-    "gelu": jax.nn.gelu,
-    "tanh": jax.nn.tanh,
-    "silu": jax.nn.silu,
-    "elu": jax.nn.elu,
-    "softplus": jax.nn.softplus,
-    "sigmoid": jax.nn.sigmoid,
-    "leaky_relu": jax.nn.leaky_relu,
-}
-
-LOSSES = {
-    "mse": tx_loss.MSELoss,
-    "mae": tx_loss.MAELoss,
-    "rmse": tx_loss.RMSELoss,
-    "nmse": tx_loss.Normalized_MSELoss,
-    "nmae": tx_loss.Normalized_MAELoss,
-    "nrmse": tx_loss.Normalized_RMSELoss,
-}
-
-CHAIN_KINDS = ("diverted_chain", "diverted_chain_branch_one", "mix_chain_post_physics")
+from ._lock import writable_error
+from ._schema import (
+    ACTIVATIONS,
+    CHAIN_KINDS,
+    LOSSES,
+    MODELS,
+    RESIDUUM_FACTORIES,
+    data_kind,
+)
 
 
 @dataclass
 class Experiment:
-    """Everything a run needs, built from a resolved config."""
+    """Everything a run needs, built from a resolved config.
+
+    For trajectories, `train` and `validation` are `(S, T+1, C, *N)`; for
+    pairs they are `(inputs, targets)` with `(S, C_in, *N)`, `(S, C_out, *N)`.
+    """
 
     config: dict
-    train: Any  # (S, T+1, C, *N)
-    validation: Any  # (S_val, T+1, C, *N)
+    train: Any
+    validation: Any
     model: Any  # the initial model
     configuration: Any  # a BaseConfiguration or a Curriculum
     optimizer: optax.GradientTransformation
     key: jax.Array  # the trainer's key
     ref_stepper: Optional[Callable] = None
     residuum_fn: Optional[Callable] = None
+
+    @property
+    def pairs(self) -> bool:
+        return data_kind(self.config) == "pairs"
 
     @property
     def num_training_steps(self) -> int:
@@ -74,6 +69,8 @@ class Experiment:
 
 
 def _eval_steps(config: dict, validation) -> int:
+    if data_kind(config) == "pairs":
+        return 0
     steps = config["evaluation"]["num_rollout_steps"]
     available = validation.shape[1] - 1
     if steps > available:
@@ -108,7 +105,11 @@ def build(config: dict, run_dir: Optional[Path] = None) -> Experiment:
             residuum_fn = residuum(config["data"])
     _eval_steps(config, validation)
     with config_section("[model]"):
-        model = make_model(config["model"], train.shape[2:], model_key)
+        if data_kind(config) == "pairs":
+            shapes = (train[0].shape[1:], train[1].shape[1:])
+        else:
+            shapes = (train.shape[2:], train.shape[2:])
+        model = make_model(config["model"], *shapes, model_key)
     with config_section("[configuration]"):
         configuration = make_configuration(config["configuration"], steps)
     with config_section("[optimizer]"):
@@ -126,7 +127,7 @@ def build(config: dict, run_dir: Optional[Path] = None) -> Experiment:
     )
 
 
-# -- data ------------------------------------------------------------------
+# -- generated data ------------------------------------------------------------
 
 
 def _generate(data: dict, num_samples: int, seed: int, **extra):
@@ -134,12 +135,30 @@ def _generate(data: dict, num_samples: int, seed: int, **extra):
     return fn(**data["kwargs"], **extra, num_samples=num_samples, key=jr.PRNGKey(seed))
 
 
+def generated_bytes(config: dict) -> Optional[int]:
+    """The size of the generated training and validation data, from their
+    shapes alone (nothing is computed); `None` if it cannot be told."""
+    data = config["data"]
+    if "problem" not in data:
+        return None
+    total = 0
+    try:
+        for n, seed in ((data["num_samples"], data["seed"]),
+                        (config["validation"]["num_samples"], config["validation"]["seed"])):
+            out = jax.eval_shape(lambda: _generate(data, n, seed))
+            total += int(np.prod(out.shape)) * np.dtype(out.dtype).itemsize
+    except Exception:  # the problem's own checks run later, with their message
+        return None
+    return total
+
+
 def reference_stepper(data: dict):
     """The solver that made the data (the data function's `return_stepper=True`)."""
     # one sample, one step: the stepper is what we want, not the data
     extra = {"temporal_horizon": 1}
-    if "warmup_steps" in data["kwargs"]:
-        extra["warmup_steps"] = 0
+    for name in ("warmup_steps", "num_warmup_steps"):
+        if name in data["kwargs"]:
+            extra[name] = 0
     kwargs = {k: v for k, v in data["kwargs"].items() if k not in extra}
     _, stepper = _generate({**data, "kwargs": kwargs}, 1, 0, return_stepper=True, **extra)
     return stepper
@@ -160,10 +179,12 @@ def _cache_fingerprint(config: dict) -> str:
 
 
 def load_data(config: dict, run_dir: Optional[Path]):
-    """Training and validation trajectories `(S, T+1, C, *N)`, and the data's
-    solver when the data were generated just now (else `None`)."""
+    """Training and validation data, and the data's solver when the data were
+    generated just now (else `None`)."""
     data, validation = config["data"], config["validation"]
     if "file" in data:
+        if data["kind"] == "pairs":
+            return (*_pair_data(data, validation), None)
         return (*_file_data(data, validation), None)
     cache = None if run_dir is None else run_dir / "data"
     if cache is not None and _cache_is_valid(cache, config):
@@ -171,6 +192,9 @@ def load_data(config: dict, run_dir: Optional[Path]):
                 jnp.asarray(np.load(cache / "validation.npy")), None)
     train, stepper = _generate(data, data["num_samples"], data["seed"], return_stepper=True)
     valid = _generate(data, validation["num_samples"], validation["seed"])
+    where = f"[data] problem {data['problem']!r}"
+    _data.check_finite(train, where, "training trajectory")
+    _data.check_finite(valid, where, "validation trajectory")
     return train, valid, stepper
 
 
@@ -181,158 +205,201 @@ def _cache_is_valid(cache: Path, config: dict) -> bool:
     return (cache / "source.json").read_text(encoding="utf-8") == _cache_fingerprint(config)
 
 
+def write_file(path: Path, content, *, text: bool = False) -> None:
+    """Write `content` (bytes, text or a function writing to the file)
+    atomically; a failed write names the path and leaves no file behind."""
+    try:
+        with atomic_write(path, "w" if text else "wb",
+                          encoding="utf-8" if text else None) as file:
+            if callable(content):
+                content(file)
+            else:
+                file.write(content)
+    except Exception as error:
+        cause = _os_error(error)
+        if cause is None:
+            raise
+        raise writable_error(path, cause) from None
+
+
+def _os_error(error: BaseException) -> Optional[OSError]:
+    """The OSError behind `error` (serialisers wrap what the file raised)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def write_cache(run_dir: Path, experiment: Experiment) -> None:
-    """Store generated data in `run_dir/data` (file data are read in place)."""
+    """Store generated data in `run_dir/data`; record the fingerprints of file data."""
     config = experiment.config
-    if "file" in config["data"]:
-        return
     cache = run_dir / "data"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise writable_error(cache, error) from None
+    if "file" in config["data"]:
+        write_file(cache / FILES, _data.fingerprint_text(config), text=True)
+        return
     if _cache_is_valid(cache, config):
         return
-    cache.mkdir(parents=True, exist_ok=True)
     (cache / "source.json").unlink(missing_ok=True)  # invalid until both arrays are in
-    np.save(cache / "train.npy", np.asarray(experiment.train))
-    np.save(cache / "validation.npy", np.asarray(experiment.validation))
-    (cache / "source.json").write_text(_cache_fingerprint(config), encoding="utf-8")
+    write_file(cache / "train.npy", lambda f: np.save(f, np.asarray(experiment.train)))
+    write_file(cache / "validation.npy",
+               lambda f: np.save(f, np.asarray(experiment.validation)))
+    write_file(cache / "source.json", _cache_fingerprint(config), text=True)
 
 
-def _open_array(path: str, dataset: str, where: str, files: contextlib.ExitStack):
-    """A lazily readable array: a memory map (.npy), an .npz member or an h5py
-    dataset; open files are closed with `files`."""
-    file = Path(path)
-    if not file.is_file():
-        raise CLIError(f"{where} file: no such file {path!r}.")
-    suffix = file.suffix.lower()
-    if suffix == ".npy":
-        if dataset:
-            raise CLIError(f"{where} dataset: a .npy file holds one array; remove dataset.")
-        return np.load(file, mmap_mode="r")
-    if suffix == ".npz":
-        archive = files.enter_context(np.load(file))
-        return archive[_pick(list(archive.files), dataset, where, path)]
-    if suffix in (".h5", ".hdf5"):
-        try:
-            import h5py
-        except ImportError:
-            raise CLIError(
-                f"{where} file: reading {file.name} needs h5py (pip install h5py)."
-            ) from None
-        handle = files.enter_context(h5py.File(file, "r"))
-        names = []
-        handle.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-        return handle[_pick(names, dataset, where, path)]
-    raise CLIError(f"{where} file: expected a .npy, .npz, .h5 or .hdf5 file, got {path!r}.")
+FILES = "files.json"
 
 
-def _pick(names: list[str], dataset: str, where: str, path: str) -> str:
-    if dataset:
-        if dataset not in names:
-            raise CLIError(
-                f"{where} dataset: no array {dataset!r} in {path}; it holds "
-                f"{', '.join(names) or 'none'}."
-            )
-        return dataset
-    if len(names) != 1:
-        raise CLIError(
-            f"{where} dataset: {path} holds {len(names)} arrays ({', '.join(names)}); "
-            "name one with `dataset`."
-        )
-    return names[0]
+def changed_data(run_dir: Path, config: dict) -> list[str]:
+    """The data files that changed since the run started (file data only)."""
+    if "file" not in config["data"]:
+        return []
+    path = run_dir / "data" / FILES
+    if not path.is_file():
+        return [f"{name} (no fingerprint recorded in {path})"
+                for name in _data.data_files(config)]
+    return _data.changed_files(json.loads(path.read_text(encoding="utf-8")), config)
 
 
-class _LazyRows:
-    """Rows `start:stop` of an on-disk array (memory map or HDF5 dataset),
-    read only when indexed: the trainer gathers each chunk's windows on the
-    host, so training data larger than memory stream from disk."""
-
-    def __init__(self, array, start: int, stop: int):
-        self._array, self._start = array, start
-        self.shape = (stop - start,) + tuple(array.shape[1:])
-        self.dtype = np.dtype(array.dtype)
-
-    def __getitem__(self, index: int):
-        return np.asarray(self._array[self._start + int(index)])
+# -- file data -----------------------------------------------------------------
 
 
-def _check_trajectories_file(array):
-    if len(array.shape) < 3:
-        raise CLIError(
-            f"data files must hold trajectories (S, T+1, C, *N); got shape {array.shape}."
-        )
-    if not np.issubdtype(np.dtype(array.dtype), np.floating):
-        raise CLIError(f"data files must hold floating-point values, got {array.dtype}.")
-
-
-def _materialise(array, stop: Optional[int] = None, start: int = 0):
-    """Rows `start:stop` in memory, as float32 (validation data)."""
-    _check_trajectories_file(array)
-    out = np.asarray(array[start:stop])
-    return jnp.asarray(out.astype(np.float32, copy=False))
-
-
-def _lazy(array, stop: Optional[int] = None, start: int = 0):
-    """Rows `start:stop` left on disk when the file allows it (training data)."""
-    _check_trajectories_file(array)
-    if isinstance(array, np.memmap) or type(array).__module__.startswith("h5py"):
-        stop = array.shape[0] if stop is None else min(stop, array.shape[0])
-        return _LazyRows(array, start, stop)
-    return _materialise(array, stop, start)
+_OPEN_FILES = contextlib.ExitStack()  # training reads from them lazily
 
 
 def _file_data(data: dict, validation: dict):
-    # The files stay open for the process: training reads from them lazily.
-    return _read_file_data(data, validation, _OPEN_FILES)
-
-
-_OPEN_FILES = contextlib.ExitStack()
-
-
-def _read_file_data(data: dict, validation: dict, files: contextlib.ExitStack):
-    array = _open_array(data["file"], data["dataset"], "[data]", files)
+    array = _data.open_array(data["file"], data["dataset"], "[data]", _OPEN_FILES)
+    last = data["channels_last"]
+    _data.check_trajectories(array, "[data]", data["file"], last)
+    _data.convert_notice(array, "[data]", data["file"])
     total = array.shape[0]
     if validation["file"]:
-        other = _open_array(validation["file"], validation["dataset"], "[validation]", files)
-        valid = _materialise(other, validation["num_samples"] or None)
-        end = data["num_samples"] or total
-        return _lazy(array, end), valid
-    held_out = validation["num_samples"]
-    available = total - held_out
-    if available < 1:
-        raise CLIError(
-            f"[validation] num_samples ({held_out}) must be smaller than the "
-            f"{total} trajectories in {data['file']}."
-        )
-    end = min(data["num_samples"] or available, available)
-    return _lazy(array, end), _materialise(array, None, total - held_out)
+        other = _data.open_array(validation["file"], validation["dataset"], "[validation]",
+                                 _OPEN_FILES)
+        _data.check_trajectories(other, "[validation]", validation["file"], last)
+        _data.convert_notice(other, "[validation]", validation["file"])
+        valid = _data.materialise(other, 0, validation["num_samples"] or None,
+                                  channels_last=last)
+        end = min(data["num_samples"] or total, total)
+    else:
+        held_out = validation["num_samples"]
+        end = total - held_out
+        if end < 1:
+            raise CLIError(
+                f"[validation] num_samples ({held_out}) must be smaller than the "
+                f"{total} trajectories in {data['file']}."
+            )
+        end = min(data["num_samples"] or end, end)
+        valid = _data.materialise(array, total - held_out, None, channels_last=last)
+    _data.check_finite(valid, "[validation]", "validation trajectory")
+    train = _training_rows(array, end, last)
+    _data.check_finite(train, "[data]", "training trajectory")
+    return train, valid
+
+
+def _training_rows(array, stop: int, channels_last: bool):
+    """Rows `:stop`, left on disk when the file allows it."""
+    if _data.is_on_disk(array):
+        return _data.LazyRows(array, 0, stop, channels_last)
+    return _data.materialise(array, 0, stop, channels_last=channels_last)
+
+
+def _open_pairs(table: dict, where: str):
+    """Inputs and targets of a [data] or [validation] table of pairs."""
+    path, other = table["file"], table["targets_file"]
+    if other:
+        inputs = _data.open_array(path, table["inputs"], where, _OPEN_FILES, "inputs")
+        targets = _data.open_array(other, table["targets"], where, _OPEN_FILES, "targets")
+    elif Path(path).suffix.lower() == ".npy":
+        if table["inputs"] or table["targets"]:
+            raise CLIError(f"{where}: a .npy file holds one array; remove inputs/targets "
+                           "(a .npy of pairs is (2, S, C, *N): inputs first).")
+        both = _data.open_array(path, "", where, _OPEN_FILES)
+        if len(both.shape) < 3 or both.shape[0] != 2:
+            raise CLIError(
+                f"{where} file: a .npy file of pairs holds (2, S, C, *N) (inputs, then "
+                f"targets); {path} holds shape {tuple(both.shape)}. For inputs and "
+                "targets of different shapes, name a second file with `targets_file`."
+            )
+        inputs, targets = both[0], both[1]
+    else:
+        inputs = _data.open_array(path, table["inputs"] or "inputs", where, _OPEN_FILES,
+                                  "inputs")
+        targets = _data.open_array(path, table["targets"] or "targets", where, _OPEN_FILES,
+                                   "targets")
+    return inputs, targets
+
+
+def _pair_data(data: dict, validation: dict):
+    """`(inputs, targets)` for training and validation, in memory as float32."""
+    last = data["channels_last"]
+    inputs, targets = _open_pairs(data, "[data]")
+    _data.check_pairs(inputs, targets, "[data]", data["file"], last)
+    for array in (inputs, targets):
+        _data.convert_notice(array, "[data]", data["file"])
+    total = inputs.shape[0]
+    if validation["file"]:
+        v_in, v_out = _open_pairs(validation, "[validation]")
+        _data.check_pairs(v_in, v_out, "[validation]", validation["file"], last)
+        stop = validation["num_samples"] or None
+        valid = tuple(_data.materialise(a, 0, stop, channels_last=last, time_axis=False)
+                      for a in (v_in, v_out))
+        end = min(data["num_samples"] or total, total)
+    else:
+        held_out = validation["num_samples"]
+        end = total - held_out
+        if end < 1:
+            raise CLIError(
+                f"[validation] num_samples ({held_out}) must be smaller than the "
+                f"{total} pairs in {data['file']}."
+            )
+        end = min(data["num_samples"] or end, end)
+        valid = tuple(_data.materialise(a, total - held_out, None, channels_last=last,
+                                        time_axis=False) for a in (inputs, targets))
+    train = tuple(_data.materialise(a, 0, end, channels_last=last, time_axis=False)
+                  for a in (inputs, targets))
+    for (name, where), array in zip((("training input", "[data]"),
+                                     ("training target", "[data]"),
+                                     ("validation input", "[validation]"),
+                                     ("validation target", "[validation]")),
+                                    train + valid):
+        _data.check_finite(array, where, name)
+    return train, valid
 
 
 # -- model, configuration, optimizer ------------------------------------------
 
 
-def make_model(model: dict, state_shape: tuple, key):
+def make_model(model: dict, in_shape: tuple, out_shape: tuple, key):
     kind = model["kind"]
-    channels, spatial = state_shape[0], state_shape[1:]
-    if kind == "mlp":
-        if spatial:
-            raise CLIError(
-                f"[model] kind = 'mlp' needs states without a spatial axis (C,); the data "
-                f"have states {tuple(state_shape)}: use kind = 'conv_net' or 'linear_conv'."
-            )
-        return nn.MLPStepper(
-            channels, model["width"], model["depth"], model["residual"],
-            activation=ACTIVATIONS[model["activation"]], scale=model["scale"], key=key,
-        )
-    if not spatial:
+    channels, spatial = in_shape[0], in_shape[1:]
+    if kind == "mlp" and spatial:
         raise CLIError(
-            f"[model] kind = {kind!r} needs states with space (C, *N); the data have "
-            f"states {tuple(state_shape)}: use kind = 'mlp'."
+            f"[model] kind = 'mlp' needs states without a spatial axis (C,); the data "
+            f"have states {tuple(in_shape)}: use kind = 'conv_net' or 'linear_conv'."
         )
+    if kind != "mlp" and not spatial:
+        raise CLIError(
+            f"[model] kind = {kind!r} needs states with space (C, *N); the data "
+            f"have states {tuple(in_shape)}: use kind = 'mlp'."
+        )
+    options = {
+        name: ACTIVATIONS[value] if name == "activation" else value
+        for name, value in model.items()
+        if name != "kind"
+    }
+    network = MODELS[kind]
+    if kind == "mlp":
+        return network(channels, **options, key=key)
     if kind == "linear_conv":
-        return nn.LinearConvStepper(len(spatial), channels, model["kernel_size"], key=key)
-    return nn.ConvNet(
-        len(spatial), channels, channels, model["hidden_channels"], model["depth"],
-        model["kernel_size"], ACTIVATIONS[model["activation"]], model["residual"], key=key,
-    )
+        return network(len(spatial), channels, **options, key=key)
+    return network(len(spatial), channels, out_shape[0], **options, key=key)
 
 
 def _one_configuration(options: dict, num_rollout_steps: int):
@@ -364,7 +431,16 @@ def stage_steps(num_training_steps: int, num_stages: int) -> list[int]:
     return [base + (i >= num_stages - extra) for i in range(num_stages)]
 
 
+def stage_boundaries(config: dict) -> list[int]:
+    """The steps at which a curriculum's stages begin (after the first)."""
+    lengths = config["configuration"].get("curriculum") or []
+    steps = stage_steps(config["training"]["num_training_steps"], max(len(lengths), 1))
+    return [int(s) for s in np.cumsum(steps)[:-1]] if len(lengths) > 1 else []
+
+
 def make_configuration(options: dict, num_training_steps: int):
+    if options["kind"] == "operator_learning":
+        return cfg.OperatorLearning(loss=LOSSES[options["loss"]]())
     lengths = options.get("curriculum")
     if not lengths:
         return _one_configuration(options, options["num_rollout_steps"])
@@ -372,12 +448,29 @@ def make_configuration(options: dict, num_training_steps: int):
     return Curriculum([(_one_configuration(options, r), n) for r, n in zip(lengths, steps)])
 
 
-def make_optimizer(options: dict, num_training_steps: int):
-    lr, schedule = options["learning_rate"], options["schedule"]
+def learning_rate(options: dict, num_training_steps: int):
+    """The learning rate, a number or an optax schedule of the step."""
+    lr, schedule, warmup = options["learning_rate"], options["schedule"], options["warmup_steps"]
+    decay_steps = num_training_steps - warmup
     if schedule == "cosine":
-        lr = optax.cosine_decay_schedule(lr, num_training_steps, alpha=options["decay_to"])
+        rate = optax.cosine_decay_schedule(lr, decay_steps, alpha=options["decay_to"])
     elif schedule == "exponential":
-        lr = optax.exponential_decay(lr, num_training_steps, options["decay_to"])
+        rate = optax.exponential_decay(lr, decay_steps, options["decay_to"])
+    else:
+        rate = optax.constant_schedule(lr) if warmup else lr
+    if not warmup:
+        return rate
+    ramp = optax.linear_schedule(0.0, lr, warmup)
+    return optax.join_schedules([ramp, rate], [warmup])
+
+
+def depends_on_length(options: dict) -> bool:
+    """Whether the learning rate at a step depends on the run's total steps."""
+    return options["schedule"] != "constant"
+
+
+def make_optimizer(options: dict, num_training_steps: int):
+    lr = learning_rate(options, num_training_steps)
     name = options["name"]
     if name == "adam":
         return optax.adam(lr)

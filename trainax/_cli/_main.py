@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import shutil
 import sys
 from pathlib import Path
 from typing import Optional
@@ -10,17 +12,27 @@ from typing import Optional
 import numpy as np
 
 from ._errors import CLIError
-from ._experiment import build
+from ._experiment import (
+    build,
+    changed_data,
+    depends_on_length,
+    generated_bytes,
+)
+from ._lock import RunLock, writable_error
 from ._presets import describe, load_source, presets
 from ._run import (
+    CHECKPOINT,
+    EVALUATION,
     Timer,
     Training,
     check_run_dir,
+    checkpoint_step,
     clear_run_dir,
     evaluate,
     load_model,
     read_config,
     start_run_dir,
+    write_config,
 )
 from ._schema import resolve, set_override
 
@@ -30,11 +42,18 @@ class _Parser(argparse.ArgumentParser):
         raise CLIError(f"{message} (see `{self.prog} --help`)")
 
 
+def _version() -> str:
+    from .. import __version__
+
+    return f"trainax {__version__}"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="trainax",
         description="Train neural PDE emulators from presets or config files.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     parser.add_argument("--traceback", action="store_true",
                         help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -42,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="list the presets")
 
     run = commands.add_parser("run", help="run an experiment from a preset or config file")
-    run.add_argument("source", metavar="PRESET_OR_CONFIG",
+    run.add_argument("source", metavar="PRESET_OR_CONFIG", nargs="?",
                      help="a preset name (see `trainax list`) or a .toml/.yaml file")
     run.add_argument("--out", type=Path, help="the run folder (default runs/NAME)")
     run.add_argument("--overwrite", action="store_true",
@@ -54,18 +73,32 @@ def _parser() -> argparse.ArgumentParser:
                      help="override config values (each value read as TOML, else a string)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    resume = commands.add_parser("resume", help="continue a run from its checkpoint")
+    resume = commands.add_parser(
+        "resume", help="continue a run from its checkpoint (or extend a finished one)"
+    )
     resume.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    resume.add_argument("--steps", type=int, metavar="N",
+                        help="train to N steps in all (extends a finished run)")
     resume.add_argument("--quiet", action="store_true", help="no progress bar")
 
     evaluate_ = commands.add_parser(
         "evaluate", help="evaluate a run's model.eqx: evaluation.json and plots"
     )
     evaluate_.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    evaluate_.add_argument(
+        "--rescore", action="store_true",
+        help="when a data file changed since the run: score on the new data into "
+             "evaluation-rescored.json (and plots-rescored/) instead of refusing",
+    )
     return parser
 
 
+_DISK_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT)
+
+
 def _one_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.errno in _DISK_ERRORS and error.filename:
+        error = writable_error(Path(error.filename), error)
     text = " ".join(str(error).split()) or type(error).__name__
     if not isinstance(error, (CLIError, ValueError, TypeError, OSError)):
         text = f"{type(error).__name__}: {text}"
@@ -75,11 +108,12 @@ def _one_line(error: BaseException) -> str:
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the command with `argv` (default `sys.argv[1:]`); return the exit code."""
     parser = _parser()
-    wants_traceback = "--traceback" in (sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    wants_traceback = "--traceback" in argv
     try:
         args = parser.parse_args(argv)
         return _COMMANDS[args.command](args)
-    except SystemExit as exit_:  # --help
+    except SystemExit as exit_:  # --help, --version
         return exit_.code if isinstance(exit_.code, int) else 0
     except KeyboardInterrupt:
         print("trainax: interrupted.", file=sys.stderr)
@@ -108,18 +142,69 @@ def _interrupted(run_dir: Path) -> int:
     return 130
 
 
+def _value(value) -> str:
+    return "not finite" if value is None else f"{value:.3e}"
+
+
+def result_line(evaluation: dict) -> str:
+    """The model's validation error beside the baseline's, in words."""
+    if evaluation["kind"] == "pairs":
+        worse = evaluation["samples_not_better_than_baseline"]
+        verdict = ("better than the baseline on every pair" if not worse
+                   else f"not better than the baseline on {len(worse)} of "
+                        f"{evaluation['num_samples']} pairs")
+        return (f"validation relative L2 error {_value(evaluation['rel_l2_percent'])} % "
+                f"over {evaluation['num_samples']} pairs (baseline, "
+                f"{evaluation['baseline']}: {_value(evaluation['baseline_mean'])} %); "
+                f"{verdict}")
+    steps = evaluation["num_rollout_steps"]
+    worse = evaluation["steps_not_better_than_baseline"]
+    verdict = ("better than the baseline at every step" if not worse
+               else f"not better than the baseline at {len(worse)} of {steps} steps "
+                    f"(first: step {worse[0]})")
+    return (f"validation rollout {evaluation['metric']} {_value(evaluation['mean'])} "
+            f"(mean over {steps} steps; baseline, {evaluation['baseline']}: "
+            f"{_value(evaluation['baseline_mean'])}); {verdict}")
+
+
 def _report(run_dir: Path, loss_history, evaluation, seconds: float, start: int = 0) -> None:
     total = len(loss_history)
     done = f"trained {total} steps" if start == 0 else f"trained steps {start}..{total}"
     if start == total:
         done = f"the run had already finished ({total} steps)"
-    print(f"{done} in {seconds:.1f} s: final loss "
-          f"{float(loss_history[-1]):.3e}; validation rollout {evaluation['metric']} "
-          f"{evaluation['mean']:.3e} (mean over {evaluation['num_rollout_steps']} steps)")
+    print(f"{done} in {seconds:.1f} s: final loss {float(loss_history[-1]):.3e}")
+    print(result_line(evaluation))
     print(f"wrote {run_dir}")
 
 
+def _split_source(args) -> None:
+    """`run --set a=1 b=2 CONFIG`: `--set` takes several values, so a config
+    given after it lands among them; it is the one without `=`."""
+    plain = [s for s in args.sets if "=" not in s]
+    if args.source is None and len(plain) == 1:
+        args.source = plain[0]
+        args.sets = [s for s in args.sets if s is not plain[0]]
+    if args.source is None:
+        raise CLIError("run: the argument PRESET_OR_CONFIG is required (see "
+                       "`trainax run --help`)")
+
+
+def _check_free_space(run_dir: Path, config: dict) -> None:
+    """Refuse before generating data that would not fit on the disk."""
+    needed = generated_bytes(config)
+    if needed is None or (run_dir / "data" / "source.json").is_file():
+        return
+    free = shutil.disk_usage(run_dir).free
+    if free < needed + (1 << 20):
+        raise writable_error(
+            run_dir / "data",
+            OSError(errno.ENOSPC, f"the generated data need {needed / 2**20:.1f} MiB, "
+                    f"only {free / 2**20:.1f} MiB are free"),
+        )
+
+
 def _run(args) -> int:
+    _split_source(args)
     raw, name = load_source(args.source)
     if args.steps is not None:
         set_override(raw, f"training.num_training_steps={args.steps}")
@@ -127,53 +212,124 @@ def _run(args) -> int:
         set_override(raw, assignment)
     config = resolve(raw)
     run_dir = args.out if args.out is not None else Path("runs") / name
-    check_run_dir(run_dir, config, args.overwrite)
-    experiment = build(config, run_dir)
-    training = Training(experiment, run_dir, progress_bar=not args.quiet)
-    if args.overwrite:
-        clear_run_dir(run_dir)
-    start_run_dir(run_dir, experiment)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CLIError(f"--out {run_dir} is a file, not a folder.")
+    lock = RunLock(run_dir, "run")  # also checks that the folder can be written
+    written = False
     try:
-        with Timer() as timer:
-            model, losses, rollout = training.run()
-    except KeyboardInterrupt:
-        return _interrupted(run_dir)
-    _report(run_dir, losses, evaluate(experiment, model, run_dir, rollout), timer.seconds)
-    return 0
+        check_run_dir(run_dir, config, args.overwrite)
+        _check_free_space(run_dir, config)
+        experiment = build(config, run_dir)
+        training = Training(experiment, run_dir, progress_bar=not args.quiet)
+        if args.overwrite:
+            clear_run_dir(run_dir)
+        written = True
+        start_run_dir(run_dir, experiment)
+        try:
+            with Timer() as timer:
+                model, losses, scores = training.run()
+        except KeyboardInterrupt:
+            return _interrupted(run_dir)
+        _report(run_dir, losses, evaluate(experiment, model, run_dir, scores), timer.seconds)
+        return 0
+    finally:
+        lock.release(remove_if_unused=not written)
+
+
+def _refuse_changed_data(run_dir: Path, config: dict, command: str) -> list[str]:
+    changed = changed_data(run_dir, config)
+    if changed and command == "resume":
+        raise CLIError(
+            f"the data of {run_dir} changed since the run started ({'; '.join(changed)}): "
+            "resuming would train on other data; restore the file, or start a new run."
+        )
+    return changed
+
+
+def _extend(run_dir: Path, config: dict, steps: int) -> dict:
+    """The config of the run extended (or cut back) to `steps` steps in all."""
+    current = config["training"]["num_training_steps"]
+    if steps == current:
+        return config
+    if config["configuration"].get("curriculum"):
+        raise CLIError(
+            f"resume --steps: the run's curriculum splits its {current} steps into stages; "
+            f"{steps} steps would move the stage boundaries the run already trained "
+            "through. Start a new run with --steps instead."
+        )
+    optimizer = config["optimizer"]
+    if depends_on_length(optimizer):
+        raise CLIError(
+            f"resume --steps: [optimizer] schedule = {optimizer['schedule']!r} decays over "
+            f"num_training_steps ({current}); the steps already trained followed that "
+            f"schedule, so {steps} steps cannot continue it. Extend runs with schedule = "
+            "'constant', or start a new run with --steps."
+        )
+    raw = {k: v for k, v in config.items()}
+    raw["training"] = {**config["training"], "num_training_steps": steps}
+    return resolve(raw)
 
 
 def _resume(args) -> int:
     run_dir = args.run_dir
     config = read_config(run_dir)
-    if not (run_dir / "checkpoint.eqx").is_file():
-        raise CLIError(f"{run_dir} has no checkpoint.eqx to resume from (it stopped before "
-                       "the first checkpoint): start it again with `trainax run ... "
-                       f"--out {run_dir} --overwrite`.")
-    experiment = build(config, run_dir)
-    training = Training(experiment, run_dir, progress_bar=not args.quiet)
+    lock = RunLock(run_dir, "resume")
     try:
-        with Timer() as timer:
-            model, losses, rollout = training.run(resume=True)
-    except KeyboardInterrupt:
-        return _interrupted(run_dir)
-    _report(run_dir, losses, evaluate(experiment, model, run_dir, rollout), timer.seconds,
-            training.start_step)
-    return 0
+        if not (run_dir / CHECKPOINT).is_file():
+            raise CLIError(f"{run_dir} has no {CHECKPOINT} to resume from (it stopped "
+                           "before the first checkpoint): start it again with `trainax "
+                           f"run ... --out {run_dir} --overwrite`.")
+        _refuse_changed_data(run_dir, config, "resume")
+        if args.steps is not None:
+            config = _extend(run_dir, config, args.steps)
+        experiment = build(config, run_dir)
+        start = checkpoint_step(experiment, run_dir / CHECKPOINT)
+        if start > experiment.num_training_steps:
+            raise CLIError(f"resume --steps {args.steps}: the checkpoint is already at "
+                           f"step {start}; ask for {start} or more.")
+        training = Training(experiment, run_dir, progress_bar=not args.quiet)
+        write_config(run_dir, config)
+        try:
+            with Timer() as timer:
+                model, losses, scores = training.run(resume=True)
+        except KeyboardInterrupt:
+            return _interrupted(run_dir)
+        _report(run_dir, losses, evaluate(experiment, model, run_dir, scores),
+                timer.seconds, training.start_step)
+        return 0
+    finally:
+        lock.release()
 
 
 def _evaluate(args) -> int:
     run_dir = args.run_dir
-    experiment = build(read_config(run_dir), run_dir)
-    result = evaluate(experiment, load_model(experiment, run_dir), run_dir)
-    errors = np.asarray(result["per_step"])
-    shown = ", ".join(f"{e:.3e}" for e in errors[:5])
-    if len(errors) > 5:
-        shown += f", ..., {errors[-1]:.3e}"
-    print(f"validation rollout {result['metric']} per step: {shown}")
-    print(f"mean over {result['num_rollout_steps']} steps and "
-          f"{result['num_trajectories']} trajectories: {result['mean']:.3e}")
-    print(f"wrote {run_dir / 'evaluation.json'}")
-    return 0
+    config = read_config(run_dir)
+    lock = RunLock(run_dir, "evaluate")
+    try:
+        changed = _refuse_changed_data(run_dir, config, "evaluate")
+        name, plots = EVALUATION, "plots"
+        if changed:
+            if not args.rescore:
+                raise CLIError(
+                    f"the data of {run_dir} changed since the run ({'; '.join(changed)}): "
+                    f"its {EVALUATION} describes the old data and is kept; pass --rescore "
+                    "to score the model on the new data into evaluation-rescored.json."
+                )
+            name, plots = "evaluation-rescored.json", "plots-rescored"
+        experiment = build(config, run_dir)
+        result = evaluate(experiment, load_model(experiment, run_dir), run_dir,
+                          name=name, plots=plots)
+        if result["kind"] == "trajectories":
+            errors = result["per_step"]
+            shown = ", ".join(_value(e) for e in errors[:5])
+            if len(errors) > 5:
+                shown += f", ..., {_value(errors[-1])}"
+            print(f"validation rollout {result['metric']} per step: {shown}")
+        print(result_line(result))
+        print(f"wrote {run_dir / name}")
+        return 0
+    finally:
+        lock.release()
 
 
 _COMMANDS = {"list": _list, "run": _run, "resume": _resume, "evaluate": _evaluate}

@@ -33,9 +33,12 @@ def _absolute_paths(raw: dict, base: Path) -> None:
     # file names in a config file are relative to that file
     for section in ("data", "validation"):
         table = raw.get(section)
-        if isinstance(table, dict) and isinstance(table.get("file"), str) and table["file"]:
-            path = Path(os.path.expanduser(table["file"]))
-            table["file"] = str(path if path.is_absolute() else base / path)
+        if not isinstance(table, dict):
+            continue
+        for key in ("file", "targets_file"):
+            if isinstance(table.get(key), str) and table[key]:
+                path = Path(os.path.expanduser(table[key]))
+                table[key] = str(path if path.is_absolute() else base / path)
 
 
 def load_source(source: str) -> tuple[dict, str]:

@@ -67,13 +67,18 @@ wandb_project = "trainax"
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import inspect
 import os
 import typing
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
+import jax
+
+from .. import loss as tx_loss
+from .. import nn
 from ..sample_data import PROBLEMS
 from ._errors import CLIError
 
@@ -104,7 +109,7 @@ class Key:
     type: str
     default: Any = _REQUIRED
     choices: Optional[tuple] = None
-    minimum: Optional[float] = None
+    minimum: Optional[Union[int, float]] = None
     positive: bool = False
 
     def check(self, where: str, value):
@@ -167,16 +172,27 @@ def _check_table(where: str, table, schema: dict[str, Key], *, hint: str = "") -
 
 # -- the sections ------------------------------------------------------------
 
-ACTIVATIONS = ("relu", "gelu", "tanh", "silu", "elu", "softplus", "sigmoid", "leaky_relu")
-LOSSES = ("mse", "mae", "rmse", "nmse", "nmae", "nrmse")
-MODEL_KINDS = ("conv_net", "mlp", "linear_conv")
-CONFIGURATION_KINDS = (
-    "supervised",
-    "diverted_chain",
-    "diverted_chain_branch_one",
-    "mix_chain_post_physics",
-    "residuum",
-)
+# The names a config may use, and what they stand for: one table each.
+ACTIVATIONS = {
+    "relu": jax.nn.relu,
+    "gelu": jax.nn.gelu,
+    "tanh": jax.nn.tanh,
+    "silu": jax.nn.silu,
+    "elu": jax.nn.elu,
+    "softplus": jax.nn.softplus,
+    "sigmoid": jax.nn.sigmoid,
+    "leaky_relu": jax.nn.leaky_relu,
+}
+LOSSES = {
+    "mse": tx_loss.MSELoss,
+    "mae": tx_loss.MAELoss,
+    "rmse": tx_loss.RMSELoss,
+    "nmse": tx_loss.Normalized_MSELoss,
+    "nmae": tx_loss.Normalized_MAELoss,
+    "nrmse": tx_loss.Normalized_RMSELoss,
+}
+# The configuration kinds that call the data's reference solver.
+CHAIN_KINDS = ("diverted_chain", "diverted_chain_branch_one", "mix_chain_post_physics")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "exponential")
 SECTIONS = (
@@ -184,28 +200,70 @@ SECTIONS = (
     "training", "evaluation", "logging",
 )
 
-MODEL = {
-    "conv_net": {
-        "hidden_channels": Key("int", 16, positive=True),
-        "depth": Key("int", 3, positive=True),
-        "kernel_size": Key("int", 3, positive=True),
-        "activation": Key("str", "relu", choices=ACTIVATIONS),
-        "residual": Key("bool", False),
-    },
-    "mlp": {
-        "width": Key("int", 64, positive=True),
-        "depth": Key("int", 2, minimum=0),
-        "residual": Key("bool", True),
-        "activation": Key("str", "tanh", choices=ACTIVATIONS),
-        "scale": Key("float", 1.0, positive=True),
-    },
-    "linear_conv": {"kernel_size": Key("int", 2, positive=True)},
+_ACTIVATION = Key("str", choices=tuple(ACTIVATIONS))
+# [model] kinds: the network and the config keys of its arguments. The keys
+# give types and bounds; the defaults are the network's own.
+_MODELS = {
+    "conv_net": (nn.ConvNet, {
+        "hidden_channels": Key("int", positive=True),
+        "depth": Key("int", positive=True),
+        "kernel_size": Key("int", positive=True),
+        "activation": _ACTIVATION,
+        "residual": Key("bool"),
+    }),
+    "mlp": (nn.MLPStepper, {
+        "width": Key("int", positive=True),
+        "depth": Key("int", minimum=0),
+        "residual": Key("bool"),
+        "activation": _ACTIVATION,
+        "scale": Key("float", positive=True),
+    }),
+    "linear_conv": (nn.LinearConvStepper, {"kernel_size": Key("int", positive=True)}),
+    "fno": (nn.FNO, {
+        "width": Key("int", positive=True),
+        "modes": Key("int", positive=True),
+        "num_layers": Key("int", positive=True),
+        "activation": _ACTIVATION,
+        "coordinate_channels": Key("bool"),
+        "projection_width": Key("int", minimum=0),
+    }),
 }
+MODELS = {kind: network for kind, (network, _) in _MODELS.items()}
+# the kinds that may map an input to an output of other channels (pairs)
+OPERATOR_MODELS = ("conv_net", "fno")
+
+
+def _config_default(network, name: str):
+    """The default of `network`'s argument `name`, as a config value (`None`:
+    computed by the network, so unset unless the config sets it)."""
+    default = inspect.signature(network).parameters[name].default
+    if default is inspect.Parameter.empty:  # pragma: no cover - a schema bug
+        raise AssertionError(f"{network.__name__}({name}) has no default")
+    if name == "activation":
+        names = [k for k, fn in ACTIVATIONS.items() if fn is default]
+        if not names:  # pragma: no cover - a schema bug
+            raise AssertionError(f"{network.__name__}'s default activation has no name")
+        return names[0]
+    return default
+
+
+def _with_defaults(network, keys: dict[str, Key]) -> dict[str, Key]:
+    out = {}
+    for name, key in keys.items():
+        default = _config_default(network, name)
+        if default is not None:
+            # checked like a config value: a schema bug fails at import, not in a run
+            default = key.check(f"[model] {name}", default)
+        out[name] = dataclasses.replace(key, default=default)
+    return out
+
+
+MODEL = {kind: _with_defaults(network, keys) for kind, (network, keys) in _MODELS.items()}
 
 _ROLLOUT = {
     "num_rollout_steps": Key("int", 1, positive=True),
     "curriculum": Key("int_list", [], positive=True),
-    "time_level_loss": Key("str", "mse", choices=LOSSES),
+    "time_level_loss": Key("str", "mse", choices=tuple(LOSSES)),
     "cut_bptt": Key("bool", False),
     "cut_bptt_every": Key("int", 1, positive=True),
     "remat": Key("bool", False),
@@ -220,12 +278,15 @@ CONFIGURATION = {
     "mix_chain_post_physics": {"num_post_physics_steps": Key("int", 1, positive=True)},
     "residuum": {"cut_prev": Key("bool", False), "cut_next": Key("bool", False)},
 }
+# kinds trained on pairs (inputs, targets), not on trajectory windows
+PAIR_CONFIGURATION = {"operator_learning": {"loss": Key("str", "mse", choices=tuple(LOSSES))}}
 
 OPTIMIZER = {
     "name": Key("str", "adam", choices=OPTIMIZERS),
     "learning_rate": Key("float", 1e-3, positive=True),
     "schedule": Key("str", "constant", choices=SCHEDULES),
     "decay_to": Key("float", 0.01, minimum=0),
+    "warmup_steps": Key("int", 0, minimum=0),
 }
 OPTIMIZER_EXTRA = {
     "adam": {},
@@ -240,13 +301,17 @@ TRAINING = {
     "checkpoint_every": Key("int", 100, minimum=0),
     "chunk_size": Key("int", 100, positive=True),
     "log_every": Key("int", 10, positive=True),
+    "nan_policy": Key("str", "raise", choices=("raise", "continue")),
 }
 
 EVALUATION = {
     "num_rollout_steps": Key("int", 0, minimum=0),
     "every": Key("int", 100, minimum=0),
-    "metric": Key("str", "nrmse", choices=LOSSES),
+    "metric": Key("str", "nrmse", choices=tuple(LOSSES)),
 }
+# pairs are scored by their relative L2 error in percent
+EVALUATION_PAIRS = {"every": Key("int", 100, minimum=0)}
+DATA_KINDS = ("trajectories", "pairs")
 
 LOGGING = {
     "tensorboard": Key("bool", False),
@@ -286,10 +351,13 @@ def problem_kwargs_schema(problem: str) -> dict[str, Key]:
     default here: they are passed only when the config sets them.
     """
     schema = {}
-    for name, param in inspect.signature(PROBLEMS[problem]).parameters.items():
-        if name in _NOT_KWARGS or param.kind is not param.KEYWORD_ONLY:
+    fn = PROBLEMS[problem]
+    hints = typing.get_type_hints(fn)  # the annotations may be strings
+    for name, param in inspect.signature(fn).parameters.items():
+        if name in _NOT_KWARGS or param.kind not in (param.KEYWORD_ONLY,
+                                                     param.POSITIONAL_OR_KEYWORD):
             continue
-        kind = _annotation_type(param.annotation)
+        kind = _annotation_type(hints.get(name, param.annotation))
         if kind is None:
             continue
         default = param.default
@@ -317,6 +385,31 @@ def _absolute(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path)) if path else path
 
 
+def data_kind(config: dict) -> str:
+    """`"trajectories"` or `"pairs"`: what the [data] section holds."""
+    return config["data"].get("kind", "trajectories")
+
+
+_FILE_DATA = {
+    "trajectories": {
+        "kind": Key("str", "trajectories", choices=DATA_KINDS),
+        "file": Key("str"),
+        "dataset": Key("str", ""),
+        "num_samples": Key("int", 0, minimum=0),
+        "channels_last": Key("bool", False),
+    },
+    "pairs": {
+        "kind": Key("str", "trajectories", choices=DATA_KINDS),
+        "file": Key("str"),
+        "targets_file": Key("str", ""),
+        "inputs": Key("str", ""),
+        "targets": Key("str", ""),
+        "num_samples": Key("int", 0, minimum=0),
+        "channels_last": Key("bool", False),
+    },
+}
+
+
 def _resolve_data(raw) -> dict:
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
@@ -325,7 +418,8 @@ def _resolve_data(raw) -> dict:
     if has_problem == has_file:
         raise CLIError(
             "[data]: set exactly one of `problem` (a name in tx.sample_data.PROBLEMS: "
-            f"{', '.join(PROBLEMS)}) and `file` (a .npy/.npz/.h5 file of trajectories)."
+            f"{', '.join(PROBLEMS)}) and `file` (a .npy/.npz/.h5 file of trajectories "
+            "or pairs)."
         )
     if has_problem:
         schema = {
@@ -339,13 +433,14 @@ def _resolve_data(raw) -> dict:
             "[data.kwargs]", raw.get("kwargs", {}), problem_kwargs_schema(out["problem"])
         )
         return out
-    schema = {
-        "file": Key("str"),
-        "dataset": Key("str", ""),
-        "num_samples": Key("int", 0, minimum=0),
-    }
-    out = _check_table("[data]", raw, schema, hint=" (for data from a file)")
-    out["file"] = _absolute(out["file"])
+    kind = _FILE_DATA["trajectories"]["kind"].check("[data] kind",
+                                                    raw.get("kind", "trajectories"))
+    out = _check_table("[data]", raw, _FILE_DATA[kind],
+                       hint=f" (for data from a file, kind = {kind!r})")
+    out["kind"] = kind
+    for name in ("file", "targets_file"):
+        if name in out:
+            out[name] = _absolute(out[name])
     return out
 
 
@@ -354,17 +449,26 @@ def _resolve_validation(raw, data: dict) -> dict:
     if "problem" in data:
         schema = {"num_samples": Key("int", 10, positive=True), "seed": Key("int", 1)}
         return _check_table("[validation]", raw, schema)
+    kind = data["kind"]
+    separate = isinstance(raw, dict) and bool(raw.get("file"))
     schema = {
         "file": Key("str", ""),
-        "dataset": Key("str", ""),
-        "num_samples": Key("int", 0 if isinstance(raw, dict) and raw.get("file") else 1,
-                           minimum=0),
+        "num_samples": Key("int", 0 if separate else 1, minimum=0),
     }
-    out = _check_table("[validation]", raw, schema, hint=" (for data from a file)")
-    out["file"] = _absolute(out["file"])
+    if kind == "pairs":
+        schema.update(targets_file=Key("str", ""), inputs=Key("str", ""),
+                      targets=Key("str", ""))
+    else:
+        schema["dataset"] = Key("str", "")
+    out = _check_table("[validation]", raw, schema,
+                       hint=f" (for data from a file, kind = {kind!r})")
+    for name in ("file", "targets_file"):
+        if name in out:
+            out[name] = _absolute(out[name])
+    what = "pairs" if kind == "pairs" else "trajectories"
     if not out["file"] and out["num_samples"] < 1:
         raise CLIError(
-            "[validation] num_samples: the trajectories held out of [data] file must "
+            f"[validation] num_samples: the {what} held out of [data] file must "
             "be at least 1 (or name a separate validation `file`)."
         )
     return out
@@ -386,7 +490,19 @@ def _resolve_kind(where: str, raw, kinds: dict, common: dict, default_kind=None)
     return _check_table(where, raw, schema, hint=f" (for kind = {kind!r})")
 
 
+def _resolve_pair_configuration(raw) -> dict:
+    return _resolve_kind("[configuration]", raw, PAIR_CONFIGURATION, {},
+                         default_kind="operator_learning")
+
+
 def _resolve_configuration(raw, data: dict) -> dict:
+    if data.get("kind") == "pairs":
+        return _resolve_pair_configuration(raw)
+    if isinstance(raw, dict) and raw.get("kind") in PAIR_CONFIGURATION:
+        raise CLIError(
+            f"[configuration] kind = {raw['kind']!r} trains on pairs (inputs, targets): "
+            "set [data] kind = 'pairs' with a file of pairs."
+        )
     out = _resolve_kind("[configuration]", raw, CONFIGURATION, _ROLLOUT)
     given = raw if isinstance(raw, dict) else {}
     if out["curriculum"]:
@@ -404,13 +520,23 @@ def _resolve_configuration(raw, data: dict) -> dict:
             f"[configuration] kind = 'residuum' needs a problem with a residuum "
             f"({', '.join(RESIDUUM_FACTORIES)}); got {source}."
         )
-    if out["kind"] in ("diverted_chain", "diverted_chain_branch_one",
-                       "mix_chain_post_physics") and "problem" not in data:
+    if out["kind"] in CHAIN_KINDS and "problem" not in data:
         raise CLIError(
             f"[configuration] kind = {out['kind']!r} needs the reference solver of a "
             "[data] problem; data from a file has none."
         )
     return out
+
+
+def _resolve_model(raw, data: dict) -> dict:
+    out = _resolve_kind("[model]", raw, MODEL, {})
+    if data.get("kind") == "pairs" and out["kind"] not in OPERATOR_MODELS:
+        raise CLIError(
+            f"[model] kind = {out['kind']!r} keeps the channels of its input; pairs "
+            f"need a model from inputs to targets: one of {', '.join(OPERATOR_MODELS)}."
+        )
+    # arguments the network computes itself (default None) stay unset
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _resolve_optimizer(raw) -> dict:
@@ -443,11 +569,16 @@ def resolve(raw: dict) -> dict:
         "description": description,
         "data": data,
         "validation": _resolve_validation(raw.get("validation"), data),
-        "model": _resolve_kind("[model]", raw.get("model"), MODEL, {}),
+        "model": _resolve_model(raw.get("model"), data),
         "configuration": _resolve_configuration(raw.get("configuration"), data),
         "optimizer": _resolve_optimizer(raw.get("optimizer")),
         "training": _check_table("[training]", raw.get("training", {}), TRAINING),
-        "evaluation": _check_table("[evaluation]", raw.get("evaluation", {}), EVALUATION),
+        "evaluation": _check_table(
+            "[evaluation]", raw.get("evaluation", {}),
+            EVALUATION_PAIRS if data.get("kind") == "pairs" else EVALUATION,
+            hint=" (pairs are scored by their relative L2 error)"
+            if data.get("kind") == "pairs" else "",
+        ),
         "logging": _check_table("[logging]", raw.get("logging", {}), LOGGING),
     }
     _check_consistency(config)
@@ -465,6 +596,11 @@ def _check_consistency(config: dict) -> None:
     optimizer = config["optimizer"]
     if optimizer["schedule"] == "exponential" and not optimizer["decay_to"] > 0:
         raise CLIError("[optimizer] decay_to: must be positive for schedule = 'exponential'.")
+    if optimizer["warmup_steps"] >= training["num_training_steps"]:
+        raise CLIError(
+            f"[optimizer] warmup_steps ({optimizer['warmup_steps']}) must be smaller than "
+            f"[training] num_training_steps ({training['num_training_steps']})."
+        )
     stages = config["configuration"].get("curriculum", [])
     if len(stages) > training["num_training_steps"]:
         raise CLIError(

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import sys
 from pathlib import Path
+
+import tomli_w
 
 from ._errors import CLIError
 
@@ -71,45 +70,6 @@ def parse_value(text: str):
         return text
 
 
-def _value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        text = repr(value)
-        return text if any(c in text for c in ".en") else text + ".0"
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} ({type(value).__name__}) to TOML")
-
-
 def dumps(config: dict) -> str:
-    """Nested dicts of scalars and lists as TOML (tables after the plain keys)."""
-    lines: list[str] = []
-
-    def table(name: str, content: dict):
-        scalars = {k: v for k, v in content.items() if not isinstance(v, dict)}
-        tables = {k: v for k, v in content.items() if isinstance(v, dict)}
-        if name:
-            if lines:
-                lines.append("")
-            lines.append(f"[{name}]")
-        lines.extend(f"{k} = {_value(v)}" for k, v in scalars.items())
-        for key, sub in tables.items():
-            table(f"{name}.{key}" if name else key, sub)
-
-    table("", config)
-    return "\n".join(lines) + "\n"
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Nested dicts of scalars and lists as TOML text (what `parse_toml` reads back)."""
+    return tomli_w.dumps(config)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..configuration import BaseConfiguration, network_rollout
 from ..loss import BaseLoss, MSELoss
 from ._base import BaseCallback
 
@@ -23,12 +24,14 @@ class SaveNetwork(BaseCallback):
     - `path`: a file name template with a `{step}` field, e.g.
         `"runs/model_{step}.eqx"`. Load with
         `eqx.tree_deserialise_leaves(path, like_model)`.
+    - `name`: the key of its output (default `"network_saved"`).
 
     Returns the path it wrote.
     """
 
     every: int = eqx.field(static=True)
     path: str = eqx.field(static=True, default="network_{step}.eqx")
+    name: str = eqx.field(static=True, default="network_saved")
 
     def __check_init__(self):
         super().__check_init__()
@@ -37,7 +40,7 @@ class SaveNetwork(BaseCallback):
                 f"`path` must contain a '{{step}}' field, got {self.path!r}."
             )
 
-    def __call__(self, step, model, context):
+    def compute(self, step, model, context):
         path = self.path.format(step=step)
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
@@ -46,68 +49,124 @@ class SaveNetwork(BaseCallback):
 
 
 class GetNetwork(BaseCallback):
-    """Returns the model itself every `every` steps (e.g. to plot its evolution)."""
+    """Returns the model itself every `every` steps (e.g. to plot its evolution).
+
+    **Arguments:** `every`; `name` (default `"network"`).
+    """
 
     every: int = eqx.field(static=True)
+    name: str = eqx.field(static=True, default="network")
 
-    def __call__(self, step, model, context):
+    def compute(self, step, model, context):
         return model
 
 
-class Loss(BaseCallback):
-    """The training configuration's loss every `every` steps.
+class _LossOfConfiguration(eqx.Module):
+    configuration: BaseConfiguration
+    ref_stepper: Optional[Callable]
+    residuum_fn: Optional[Callable]
+
+    def __call__(self, model, batch):
+        return self.configuration(
+            model, batch, ref_stepper=self.ref_stepper, residuum_fn=self.residuum_fn
+        )
+
+
+class _WithConfiguration(BaseCallback):
+    """A callback that evaluates a loss: the trainer's, or its own configuration's."""
+
+    loss_configuration: eqx.AbstractVar[Optional[BaseConfiguration]]
+    ref_stepper: eqx.AbstractVar[Optional[Callable]]
+    residuum_fn: eqx.AbstractVar[Optional[Callable]]
+
+    def _own_loss_fn(self):
+        if self.loss_configuration is None:
+            return None
+        return _LossOfConfiguration(self.loss_configuration, self.ref_stepper, self.residuum_fn)
+
+    def _loss_fn(self, context):
+        loss_fn = self._own_loss_fn() or context.loss_fn
+        if loss_fn is None:
+            raise ValueError(
+                f"{type(self).__name__} called outside a trainer needs a "
+                "`loss_configuration` to evaluate."
+            )
+        return loss_fn
+
+
+class Loss(_WithConfiguration):
+    """A configuration's loss every `every` steps.
 
     **Arguments:**
 
     - `every`: the period in steps.
-    - `data`: windows `(B, W, C, *N)` to evaluate on; default the minibatch
-        the trainer draws at that step.
+    - `data`: a minibatch to evaluate on (e.g. windows `(B, W, C, *N)`);
+        default the minibatch the trainer draws at that step (or, in the
+        taxonomy's protocol, the `data` it is called with).
+    - `loss_configuration`: the configuration whose loss to evaluate
+        (default the trainer's), with `ref_stepper` and `residuum_fn` for it.
+    - `with_grad`: return `(loss, gradient)` instead of the loss.
+    - `name`: the key of its output (default `"loss"`).
     """
 
     every: int = eqx.field(static=True)
-    data: Optional[jax.Array] = None
+    data: Optional[Any] = None
+    loss_configuration: Optional[BaseConfiguration] = None
+    ref_stepper: Optional[Callable] = None
+    residuum_fn: Optional[Callable] = None
+    with_grad: bool = eqx.field(static=True, default=False)
+    name: str = eqx.field(static=True, default="loss")
 
-    @property
-    def name(self) -> str:
-        return "loss"
-
-    def __call__(self, step, model, context):
+    def compute(self, step, model, context):
         data = context.batch if self.data is None else self.data
-        return float(eqx.filter_jit(context.loss_fn)(model, data))
+        loss_fn = self._loss_fn(context)
+        if self.with_grad:
+            loss, grad = eqx.filter_jit(eqx.filter_value_and_grad(loss_fn))(model, data)
+            return float(loss), grad
+        return float(eqx.filter_jit(loss_fn)(model, data))
 
 
-def _global_norm(tree) -> float:
+def _global_norm(tree, squared: bool = False) -> float:
     # by hand: optax.global_norm is deprecated (a DeprecationWarning on every
     # call) and its successor optax.tree.norm is missing from optax < 0.2.5
     leaves = jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_inexact_array))
-    return float(jnp.sqrt(sum(jnp.sum(jnp.abs(x) ** 2) for x in leaves)))
+    total = sum(jnp.sum(jnp.abs(x) ** 2) for x in leaves)
+    return float(total if squared else jnp.sqrt(total))
 
 
 class WeightNorm(BaseCallback):
-    """The global L2 norm of the model's floating-point parameters."""
+    """The global L2 norm of the model's floating-point parameters.
+
+    **Arguments:** `every`; `squared` (the squared norm, default False);
+    `name` (default `"weight_norm"`).
+    """
 
     every: int = eqx.field(static=True)
+    squared: bool = eqx.field(static=True, default=False)
+    name: str = eqx.field(static=True, default="weight_norm")
 
-    @property
-    def name(self) -> str:
-        return "weight_norm"
-
-    def __call__(self, step, model, context):
-        return _global_norm(model)
+    def compute(self, step, model, context):
+        return _global_norm(model, self.squared)
 
 
-class GradNorm(BaseCallback):
-    """The global L2 norm of the loss gradient on the step's minibatch."""
+class GradNorm(_WithConfiguration):
+    """The global L2 norm of the loss gradient on the step's minibatch.
+
+    **Arguments:** `every`; `squared` (default False); `loss_configuration`,
+    `ref_stepper`, `residuum_fn` as in [`Loss`][trainax.callback.Loss];
+    `name` (default `"grad_norm"`).
+    """
 
     every: int = eqx.field(static=True)
+    squared: bool = eqx.field(static=True, default=False)
+    loss_configuration: Optional[BaseConfiguration] = None
+    ref_stepper: Optional[Callable] = None
+    residuum_fn: Optional[Callable] = None
+    name: str = eqx.field(static=True, default="grad_norm")
 
-    @property
-    def name(self) -> str:
-        return "grad_norm"
-
-    def __call__(self, step, model, context):
-        grads = eqx.filter_jit(eqx.filter_grad(context.loss_fn))(model, context.batch)
-        return _global_norm(grads)
+    def compute(self, step, model, context):
+        grads = eqx.filter_jit(eqx.filter_grad(self._loss_fn(context)))(model, context.batch)
+        return _global_norm(grads, self.squared)
 
 
 class ValidationRollout(BaseCallback):
@@ -123,12 +182,14 @@ class ValidationRollout(BaseCallback):
     - `trajectories`: held-out trajectories `(S, T+1, C, *N)`.
     - `num_rollout_steps`: how far to roll out (default `T`).
     - `metric`: a [`BaseLoss`][trainax.loss.BaseLoss] (default MSE).
+    - `name`: the key of its output (default `"validation_rollout"`).
     """
 
     every: int = eqx.field(static=True)
     trajectories: jax.Array
     num_rollout_steps: Optional[int] = eqx.field(static=True, default=None)
     metric: BaseLoss = MSELoss()
+    name: str = eqx.field(static=True, default="validation_rollout")
 
     def __check_init__(self):
         super().__check_init__()
@@ -145,11 +206,7 @@ class ValidationRollout(BaseCallback):
                 f"trajectories' steps), got {self.num_rollout_steps}."
             )
 
-    @property
-    def name(self) -> str:
-        return "validation_rollout"
-
-    def __call__(self, step, model, context):
+    def compute(self, step, model, context):
         return np.asarray(_rollout_error(model, self.trajectories, self._steps(), self.metric))
 
     def _steps(self) -> int:
@@ -158,8 +215,6 @@ class ValidationRollout(BaseCallback):
 
 @eqx.filter_jit
 def _rollout_error(model, trajectories, num_steps, metric):
-    from ..configuration import network_rollout
-
     predictions = network_rollout(model, trajectories[:, 0], num_steps)
     references = jnp.moveaxis(trajectories[:, 1 : num_steps + 1], 1, 0)
     return jax.vmap(metric)(predictions, references)

@@ -29,9 +29,9 @@ class CallbackContext:
     """
 
     batch: Any
-    loss_fn: Callable
+    loss_fn: Optional[Callable]
     configuration: Any
     opt_state: Any
-    loss_history: np.ndarray
+    loss_history: Optional[np.ndarray]
     key: Any = None
     indices: Optional[np.ndarray] = None

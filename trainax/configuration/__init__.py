@@ -10,6 +10,7 @@ from ._base import (
     AbstractRollout,
     BaseConfiguration,
     Composite,
+    cut_states,
     exponential_time_level_weights,
     network_rollout,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "OperatorLearning",
     "Residuum",
     "Supervised",
+    "cut_states",
     "exponential_time_level_weights",
     "network_rollout",
 ]

@@ -22,6 +22,9 @@ class BaseConfiguration(eqx.Module):
     """How a model meets one minibatch: a callable PyTree returning a scalar loss.
 
     ```python
+    config = tx.configuration.Supervised(2)
+    model = lambda u: 0.9 * u                      # a stepper on one state (C, *N)
+    batch = jnp.ones((4, 3, 1, 16))                # windows (B, W, C, *N)
     loss = config(model, batch, ref_stepper=None, residuum_fn=None, key=None)
     ```
 
@@ -152,9 +155,11 @@ def network_rollout(
 ) -> Float[Array, "T B C *N"]:
     """Autoregressive rollout of `stepper` over a batch; returns states 1..T.
 
-    With `cut_bptt`, the state fed into the stepper at step `t` is
-    stop-gradiented whenever `t % cut_bptt_every == 0`, so gradients flow back
-    at most `cut_bptt_every` steps. With `remat`, each step is rematerialised
+    With `cut_bptt`, the state `u_t` fed into the stepper is stop-gradiented
+    whenever `t % cut_bptt_every == 0`, so gradients flow back at most
+    `cut_bptt_every` steps. The returned states are not cut (a loss on `u_t`
+    reaches the step that made it); cut them for their later uses with
+    [`cut_states`][trainax.configuration.cut_states]. With `remat`, each step is rematerialised
     on the backward pass (`jax.checkpoint`), so memory grows with the carry
     only, not with the stepper's activations.
     """
@@ -175,6 +180,35 @@ def network_rollout(
     unroll = 1 if remat else _unroll(num_steps)
     _, trajectory = jax.lax.scan(step, initial, jnp.arange(num_steps), unroll=unroll)
     return trajectory
+
+
+def cut_states(
+    states: Float[Array, "L B C *N"],
+    first_index: int,
+    *,
+    cut_bptt: bool,
+    cut_bptt_every: int = 1,
+) -> Float[Array, "L B C *N"]:
+    """The main-chain states as later steps see them under `cut_bptt`.
+
+    `states[l]` is the network output `u_k` with `k = first_index + l` (the
+    data's initial state is `k = 0`). With `cut_bptt`, `u_k` (`k >= 1`) is
+    stop-gradiented where `k % cut_bptt_every == 0`: a cut state is cut for
+    every later use (the next network step, a reference branch or the
+    post-physics steps that start from it, the residuum's `u_prev`), while a
+    loss on `u_k` itself still reaches the network step that produced it.
+
+    ```python
+    states = jnp.ones((3, 2, 1, 8))     # u_1, u_2, u_3 of a batch of 2
+    tx.configuration.cut_states(states, 1, cut_bptt=True, cut_bptt_every=2)
+    ```
+    """
+    if not cut_bptt:
+        return states
+    index = first_index + jnp.arange(states.shape[0])
+    cut = (index >= 1) & (index % cut_bptt_every == 0)
+    cut = cut.reshape((-1,) + (1,) * (states.ndim - 1))
+    return jnp.where(cut, jax.lax.stop_gradient(states), states)
 
 
 def reference_rollout(ref_stepper: Stepper, initial, num_steps: int):
@@ -238,6 +272,12 @@ class AbstractRollout(BaseConfiguration):
 
     def check_model(self, model, batch) -> None:
         check_stepper("model", model, batch.shape[2:], batch.dtype)
+
+    def cut(self, states, first_index: int):
+        """`states` (`u_first_index, ...`) as later steps see them (see `cut_states`)."""
+        return cut_states(
+            states, first_index, cut_bptt=self.cut_bptt, cut_bptt_every=self.cut_bptt_every
+        )
 
     def rollout(self, stepper: Stepper, initial: Float[Array, "B C *N"]):
         """The network's chain `u_1 .. u_T` from `initial`, `(T, B, C, *N)`."""

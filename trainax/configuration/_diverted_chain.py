@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import positive_int
 from ..loss import BaseLoss, MSELoss
@@ -43,11 +44,15 @@ class DivertedChain(AbstractRollout):
     - `time_level_loss`: the loss at each level (default MSE), called as
         `L(network_state, reference_state)`.
     - `cut_bptt`, `cut_bptt_every`: truncate backpropagation through the
-        network's main chain (as in `Supervised`).
+        network's main chain (as in `Supervised`); a branch starts from the
+        cut state, and the network's steps along a branch from `u_s` are cut
+        at the same indices `s + j` as the main chain.
     - `cut_div_chain`: stop the gradient through the reference branches
         (the branch starts `u_s` are stop-gradiented), so no gradient flows
         through the differentiable solver.
-    - `time_level_weights`: `T - B + 1` weights `w_s`, one per branch start.
+    - `time_level_weights`: `T - B + 1` weights `w_s`, one per branch start;
+        an array of `T` weights (as in the other configurations) is accepted
+        too, and its first `T - B + 1` entries weight the branches.
     - `branch_level_weights`: `B` weights `v_j`, one per step within a branch.
     - `remat`: rematerialise each network step on the backward pass.
 
@@ -75,8 +80,8 @@ class DivertedChain(AbstractRollout):
         cut_bptt: bool = False,
         cut_bptt_every: int = 1,
         cut_div_chain: bool = False,
-        time_level_weights: Optional[Float[Array, " S"]] = None,
-        branch_level_weights: Optional[Float[Array, " B"]] = None,
+        time_level_weights: Optional[Union[Float[ArrayLike, " S"], Sequence[float]]] = None,
+        branch_level_weights: Optional[Union[Float[ArrayLike, " B"], Sequence[float]]] = None,
         remat: bool = False,
     ):
         check_rollout_options(num_rollout_steps, cut_bptt_every)
@@ -92,10 +97,13 @@ class DivertedChain(AbstractRollout):
         self.cut_bptt = bool(cut_bptt)
         self.cut_bptt_every = cut_bptt_every
         self.cut_div_chain = bool(cut_div_chain)
+        num_branches = num_rollout_steps - num_branch_steps + 1
+        if time_level_weights is not None and np.shape(time_level_weights) == (
+            num_rollout_steps,
+        ):
+            time_level_weights = time_level_weights[:num_branches]
         self.time_level_weights = _check_weights(
-            "time_level_weights",
-            time_level_weights,
-            num_rollout_steps - num_branch_steps + 1,
+            "time_level_weights", time_level_weights, num_branches
         )
         self.branch_level_weights = _check_weights(
             "branch_level_weights", branch_level_weights, num_branch_steps
@@ -114,7 +122,7 @@ class DivertedChain(AbstractRollout):
         initial = time_major(data)[0]
         predictions = self.rollout(stepper, initial)
         chain = jnp.concatenate([initial[None], predictions], axis=0)  # u_0..u_T
-        starts = chain[:num_branches]
+        starts = self.cut(chain[:num_branches], 0)
         if self.cut_div_chain:
             starts = jax.lax.stop_gradient(starts)
         # branches[s, j-1] = P^j(u_s)
@@ -127,33 +135,76 @@ class DivertedChain(AbstractRollout):
         return jnp.sum(weights * per_level)
 
 
-def DivertedChainBranchOne(
-    num_rollout_steps: int = 1,
-    *,
-    time_level_loss: BaseLoss = MSELoss(),
-    cut_bptt: bool = False,
-    cut_bptt_every: int = 1,
-    cut_div_chain: bool = False,
-    time_level_weights: Optional[Float[Array, " T"]] = None,
-    remat: bool = False,
-) -> DivertedChain:
-    """The diverted chain with branches of one step: `DivertedChain(T, 1, ...)`.
+class DivertedChainBranchOne(AbstractRollout):
+    """The diverted chain with branches of one step.
 
     Each network step `u_{t+1} = f(u_t)` is compared with one reference step
-    from the same input, `P(u_t)`; `time_level_weights` holds `T` weights.
+    from the same input, `P(u_t)`:
+
+    loss = sum_{t=0}^{T-1} w_t * L(u_{t+1}, P(u_t))
+
+    Equal in value (losses and gradients) to `DivertedChain(T, 1, ...)`, and
+    a class of its own so that it prints, and `isinstance` checks, under its
+    own name. `time_level_weights` holds `T` weights.
 
     ```python
     cfg = tx.configuration.DivertedChainBranchOne(num_rollout_steps=5)
-    loss = cfg(model, windows, ref_stepper=exponax_stepper)
+    ref = lambda u: 0.9 * u
+    model = lambda u: 0.8 * u
+    cfg(model, jnp.ones((4, 1, 1, 8)), ref_stepper=ref)
     ```
     """
-    return DivertedChain(
-        num_rollout_steps,
-        1,
-        time_level_loss=time_level_loss,
-        cut_bptt=cut_bptt,
-        cut_bptt_every=cut_bptt_every,
-        cut_div_chain=cut_div_chain,
-        time_level_weights=time_level_weights,
-        remat=remat,
-    )
+
+    num_rollout_steps: int
+    time_level_loss: BaseLoss
+    cut_bptt: bool
+    cut_bptt_every: int
+    cut_div_chain: bool
+    time_level_weights: Float[Array, " T"]
+    remat: bool
+
+    needs_ref_stepper = True
+
+    def __init__(
+        self,
+        num_rollout_steps: int = 1,
+        *,
+        time_level_loss: BaseLoss = MSELoss(),
+        cut_bptt: bool = False,
+        cut_bptt_every: int = 1,
+        cut_div_chain: bool = False,
+        time_level_weights: Optional[Union[Float[ArrayLike, " T"], Sequence[float]]] = None,
+        remat: bool = False,
+    ):
+        check_rollout_options(num_rollout_steps, cut_bptt_every)
+        self.num_rollout_steps = num_rollout_steps
+        self.time_level_loss = time_level_loss
+        self.cut_bptt = bool(cut_bptt)
+        self.cut_bptt_every = cut_bptt_every
+        self.cut_div_chain = bool(cut_div_chain)
+        self.time_level_weights = _check_weights(
+            "time_level_weights", time_level_weights, num_rollout_steps
+        )
+        self.remat = bool(remat)
+
+    @property
+    def window_length(self) -> int:
+        return 1
+
+    def as_diverted_chain(self) -> DivertedChain:
+        """The same configuration as a `DivertedChain(T, 1, ...)`."""
+        return DivertedChain(
+            self.num_rollout_steps,
+            1,
+            time_level_loss=self.time_level_loss,
+            cut_bptt=self.cut_bptt,
+            cut_bptt_every=self.cut_bptt_every,
+            cut_div_chain=self.cut_div_chain,
+            time_level_weights=self.time_level_weights,
+            remat=self.remat,
+        )
+
+    def __call__(self, stepper, data, *, ref_stepper=None, residuum_fn=None, key=None):
+        return self.as_diverted_chain()(
+            stepper, data, ref_stepper=ref_stepper, residuum_fn=residuum_fn, key=key
+        )

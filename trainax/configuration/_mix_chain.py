@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import positive_int
 from ..loss import BaseLoss, MSELoss
@@ -60,7 +60,7 @@ class MixChainPostPhysics(AbstractRollout):
         time_level_loss: BaseLoss = MSELoss(),
         cut_bptt: bool = False,
         cut_bptt_every: int = 1,
-        time_level_weights: Optional[Float[Array, " L"]] = None,
+        time_level_weights: Optional[Union[Float[ArrayLike, " L"], Sequence[float]]] = None,
         remat: bool = False,
     ):
         check_rollout_options(num_rollout_steps, cut_bptt_every)
@@ -86,7 +86,8 @@ class MixChainPostPhysics(AbstractRollout):
         self.check_dependencies(ref_stepper, residuum_fn)
         trajectory = time_major(data)
         network = self.rollout(stepper, trajectory[0])
-        physics = reference_rollout(ref_stepper, network[-1], self.num_post_physics_steps)
+        last = self.cut(network[-1:], self.num_rollout_steps)[0]
+        physics = reference_rollout(ref_stepper, last, self.num_post_physics_steps)
         chain = jnp.concatenate([network, physics], axis=0)
         targets = trajectory[1 : self.window_length]
         return weighted_level_losses(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from ..loss import BaseLoss, MSELoss
 from ._base import (
@@ -62,7 +62,7 @@ class Residuum(AbstractRollout):
         cut_bptt_every: int = 1,
         cut_prev: bool = False,
         cut_next: bool = False,
-        time_level_weights: Optional[Float[Array, " T"]] = None,
+        time_level_weights: Optional[Union[Float[ArrayLike, " T"], Sequence[float]]] = None,
         remat: bool = False,
     ):
         check_rollout_options(num_rollout_steps, cut_bptt_every)
@@ -86,7 +86,7 @@ class Residuum(AbstractRollout):
         self.check_dependencies(ref_stepper, residuum_fn)
         initial = time_major(data)[0]
         predictions = self.rollout(stepper, initial)
-        prev = jnp.concatenate([initial[None], predictions[:-1]], axis=0)
+        prev = self.cut(jnp.concatenate([initial[None], predictions[:-1]], axis=0), 0)
         nxt = predictions
         if self.cut_prev:
             prev = jax.lax.stop_gradient(prev)

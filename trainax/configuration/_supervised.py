@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence, Union
 
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from ..loss import BaseLoss, MSELoss
 from ._base import (
@@ -30,17 +30,23 @@ class Supervised(AbstractRollout):
     - `num_rollout_steps`: `T`, the number of autoregressive network steps.
     - `time_level_loss`: the [`BaseLoss`][trainax.loss.BaseLoss] applied at
         each time level (default MSE).
-    - `cut_bptt`: stop the gradient through the network's own inputs
-        (truncated backpropagation through time).
-    - `cut_bptt_every`: with `cut_bptt`, cut only every k-th step, so gradients
-        flow back at most k steps.
+    - `cut_bptt`: truncated backpropagation through time: the network output
+        `u_k` is cut (stop-gradiented) for every later use, so a loss reaches
+        only the step that produced its state. In the other rollout
+        configurations the cut state is also what a reference branch, the
+        post-physics steps or the residuum's `u_prev` start from.
+    - `cut_bptt_every`: with `cut_bptt`, cut only the outputs `u_k` with `k` a
+        multiple of `cut_bptt_every`, so gradients flow back at most that many
+        steps.
     - `time_level_weights`: `T` weights, one per time level (default ones).
     - `remat`: rematerialise each rollout step on the backward pass
         (`jax.checkpoint`), trading compute for memory in long rollouts.
 
     ```python
     cfg = tx.configuration.Supervised(num_rollout_steps=5)
-    loss = cfg(model, windows)  # windows: (B, 6, C, *N)
+    model = tx.nn.LinearConvStepper(1, kernel_size=2, key=jr.PRNGKey(0))
+    windows = jnp.ones((4, 6, 1, 16))  # (B, T + 1, C, *N)
+    loss = cfg(model, windows)
     ```
     """
 
@@ -58,7 +64,7 @@ class Supervised(AbstractRollout):
         time_level_loss: BaseLoss = MSELoss(),
         cut_bptt: bool = False,
         cut_bptt_every: int = 1,
-        time_level_weights: Optional[Float[Array, " T"]] = None,
+        time_level_weights: Optional[Union[Float[ArrayLike, " T"], Sequence[float]]] = None,
         remat: bool = False,
     ):
         check_rollout_options(num_rollout_steps, cut_bptt_every)

@@ -1,5 +1,5 @@
-"""The abstract time-level loss, its algebra (sums and scalings) and the
-input checks shared by every loss."""
+"""The abstract time-level loss, its algebra (sums and scalings), the input
+checks shared by every loss and the body shared by the mean-error losses."""
 
 from __future__ import annotations
 
@@ -10,51 +10,54 @@ from typing import Callable, Optional, Union
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from beartype import beartype
-from jaxtyping import Array, Float, jaxtyped
+from jaxtyping import Array, Float
 
 Scale = Union[float, int, Float[Array, ""]]
 
 
-def _check_inputs(prediction, target, *, batched: bool):
-    """Raise a `ValueError` naming the argument for malformed inputs.
+def _check_floating(name: str, array) -> None:
+    if not jnp.issubdtype(array.dtype, jnp.floating):
+        raise TypeError(
+            f"`{name}` must be a floating-point array; got dtype {array.dtype}."
+        )
 
-    Runs before the jaxtyping check so that the common mistakes (a missing
-    axis, a target of another shape) get a plain message.
-    """
+
+def _check_inputs(prediction, target, *, batched: bool):
+    """Raise an error naming the argument for malformed inputs (one line)."""
     if batched:
         min_ndim, layout = 2, "a batch (B, C, *N) with batch and channel axes"
     else:
         min_ndim, layout = 1, "a state (C, *N) with a channel axis"
+    _check_floating("prediction", prediction)
     if prediction.ndim < min_ndim:
         raise ValueError(
             f"`prediction` must be {layout}; got shape {prediction.shape}."
         )
-    if target is not None and target.shape != prediction.shape:
-        raise ValueError(
-            "`target` must have the shape of `prediction`: expected "
-            f"{prediction.shape}, got {target.shape}."
-        )
+    if target is not None:
+        _check_floating("target", target)
+        if target.shape != prediction.shape:
+            raise ValueError(
+                "`target` must have the shape of `prediction`: expected "
+                f"{prediction.shape}, got {target.shape}."
+            )
 
 
 def _checked(*, batched: bool) -> Callable:
     """Decorate a loss method `(self, prediction, target=None)`.
 
-    Array-likes are converted to JAX arrays, shapes are checked with a plain
-    `ValueError`, then the jaxtyping annotations are checked by beartype.
-    Everything happens at trace time, so the method stays jit/vmap/grad-able.
+    Array-likes are converted to JAX arrays and checked (dtype, axes, shapes)
+    before the method runs. Everything happens at trace time, so the method
+    stays jit/vmap/grad-able.
     """
 
     def decorator(method):
-        typed = jaxtyped(typechecker=beartype)(method)
-
         @functools.wraps(method)
         def wrapper(self, prediction, target=None):
             prediction = jnp.asarray(prediction)
             if target is not None:
                 target = jnp.asarray(target)
             _check_inputs(prediction, target, batched=batched)
-            return typed(self, prediction, target)
+            return method(self, prediction, target)
 
         return wrapper
 
@@ -105,7 +108,8 @@ class BaseLoss(eqx.Module):
 
     ```python
     loss = tx.loss.MSELoss() + 0.1 * tx.loss.SobolevLoss(orders=(1,))
-    loss(prediction, target)  # prediction, target: (B, C, *N)
+    prediction, target = jnp.ones((4, 1, 16)), jnp.zeros((4, 1, 16))  # (B, C, *N)
+    loss(prediction, target)  # 1.0: the constant has no derivative
     ```
     """
 
@@ -130,6 +134,9 @@ class BaseLoss(eqx.Module):
             values = jax.vmap(self.single_batch)(prediction, target)
         return jnp.mean(values)
 
+    # Checked here too (trace time only), so that the plain errors come first
+    # whatever wraps `__call__`, e.g. a type checker in the test suite.
+    @_checked(batched=True)
     def __call__(
         self,
         prediction: Float[Array, "B C *N"],
@@ -223,3 +230,34 @@ class ScaledLoss(BaseLoss):
         target: Optional[Float[Array, "C *N"]] = None,
     ) -> Float[Array, ""]:
         return self.scale * self.loss.single_batch(prediction, target)
+
+
+class _MeanError(BaseLoss):
+    """The mean of `|e|^p` over one state, optionally relative to the target.
+
+    The one body of the MSE, MAE and RMSE losses and their normalized forms:
+    `finish(mean(entry(e)))`, or `finish(mean(entry(e)) / mean(entry(t)))`
+    when `normalized` (a class constant, so it is not a field of the PyTree).
+    """
+
+    normalized: eqx.AbstractClassVar[bool]
+
+    @abc.abstractmethod
+    def _entry(self, x: Float[Array, "C *N"]) -> Float[Array, "C *N"]:
+        """The pointwise size of an error, such as `x^2` or `|x|`."""
+
+    def _finish(self, mean: Float[Array, ""]) -> Float[Array, ""]:
+        return mean
+
+    @checked_single_batch
+    def single_batch(
+        self,
+        prediction: Float[Array, "C *N"],
+        target: Optional[Float[Array, "C *N"]] = None,
+    ) -> Float[Array, ""]:
+        if self.normalized:
+            require_target(self, target)
+        value = jnp.mean(self._entry(difference(prediction, target)))
+        if self.normalized:
+            value = value / jnp.mean(self._entry(target))
+        return self._finish(value)

@@ -33,7 +33,8 @@ class ChannelWeightedLoss(BaseLoss):
 
     ```python
     loss = tx.loss.ChannelWeightedLoss(tx.loss.MSELoss(), weights=(1.0, 0.1))
-    loss(prediction, target)  # prediction, target: (B, 2, *N)
+    prediction, target = jnp.ones((4, 2, 16)), jnp.zeros((4, 2, 16))  # (B, 2, *N)
+    loss(prediction, target)
     ```
     """
 

@@ -1,14 +1,19 @@
 """Mean absolute error and its normalized form."""
 
-from typing import Optional
+from typing import ClassVar
 
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._base import BaseLoss, checked_single_batch, difference, require_target
+from ._base import _MeanError
 
 
-class MAELoss(BaseLoss):
+class _MeanAbsoluteError(_MeanError):
+    def _entry(self, x: Float[Array, "C *N"]) -> Float[Array, "C *N"]:
+        return jnp.abs(x)
+
+
+class MAELoss(_MeanAbsoluteError):
     """Mean absolute error over all channels and points of one state.
 
     For one state `(C, *N)`, with `e = prediction - target` (or `e = prediction`
@@ -26,16 +31,10 @@ class MAELoss(BaseLoss):
     ```
     """
 
-    @checked_single_batch
-    def single_batch(
-        self,
-        prediction: Float[Array, "C *N"],
-        target: Optional[Float[Array, "C *N"]] = None,
-    ) -> Float[Array, ""]:
-        return jnp.mean(jnp.abs(difference(prediction, target)))
+    normalized: ClassVar[bool] = False
 
 
-class Normalized_MAELoss(BaseLoss):
+class Normalized_MAELoss(_MeanAbsoluteError):
     """Mean absolute error relative to the mean absolute value of the target.
 
     For one state `(C, *N)`, with `e = prediction - target`:
@@ -54,11 +53,4 @@ class Normalized_MAELoss(BaseLoss):
     ```
     """
 
-    @checked_single_batch
-    def single_batch(
-        self,
-        prediction: Float[Array, "C *N"],
-        target: Optional[Float[Array, "C *N"]] = None,
-    ) -> Float[Array, ""]:
-        require_target(self, target)
-        return jnp.mean(jnp.abs(prediction - target)) / jnp.mean(jnp.abs(target))
+    normalized: ClassVar[bool] = True

@@ -1,14 +1,19 @@
 """Mean squared error and its normalized form."""
 
-from typing import Optional
+from typing import ClassVar
 
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._base import BaseLoss, checked_single_batch, difference, require_target
+from ._base import _MeanError
 
 
-class MSELoss(BaseLoss):
+class _MeanSquaredError(_MeanError):
+    def _entry(self, x: Float[Array, "C *N"]) -> Float[Array, "C *N"]:
+        return jnp.square(x)
+
+
+class MSELoss(_MeanSquaredError):
     """Mean squared error over all channels and points of one state.
 
     For one state `(C, *N)`, with `e = prediction - target` (or `e = prediction`
@@ -27,16 +32,10 @@ class MSELoss(BaseLoss):
     ```
     """
 
-    @checked_single_batch
-    def single_batch(
-        self,
-        prediction: Float[Array, "C *N"],
-        target: Optional[Float[Array, "C *N"]] = None,
-    ) -> Float[Array, ""]:
-        return jnp.mean(jnp.square(difference(prediction, target)))
+    normalized: ClassVar[bool] = False
 
 
-class Normalized_MSELoss(BaseLoss):
+class Normalized_MSELoss(_MeanSquaredError):
     """Mean squared error relative to the mean square of the target.
 
     For one state `(C, *N)`, with `e = prediction - target`:
@@ -55,12 +54,4 @@ class Normalized_MSELoss(BaseLoss):
     ```
     """
 
-    @checked_single_batch
-    def single_batch(
-        self,
-        prediction: Float[Array, "C *N"],
-        target: Optional[Float[Array, "C *N"]] = None,
-    ) -> Float[Array, ""]:
-        require_target(self, target)
-        error = jnp.mean(jnp.square(prediction - target))
-        return error / jnp.mean(jnp.square(target))
+    normalized: ClassVar[bool] = True

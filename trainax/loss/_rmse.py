@@ -1,20 +1,19 @@
 """Root mean squared error and its normalized form."""
 
-from typing import Optional
+from typing import ClassVar
 
-import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._base import (
-    BaseLoss,
-    checked_single_batch,
-    difference,
-    require_target,
-    safe_sqrt,
-)
+from ._base import safe_sqrt
+from ._mse import _MeanSquaredError
 
 
-class RMSELoss(BaseLoss):
+class _RootMeanSquaredError(_MeanSquaredError):
+    def _finish(self, mean: Float[Array, ""]) -> Float[Array, ""]:
+        return safe_sqrt(mean)
+
+
+class RMSELoss(_RootMeanSquaredError):
     """Root mean squared error over all channels and points of one state.
 
     For one state `(C, *N)`, with `e = prediction - target` (or `e = prediction`
@@ -33,16 +32,10 @@ class RMSELoss(BaseLoss):
     ```
     """
 
-    @checked_single_batch
-    def single_batch(
-        self,
-        prediction: Float[Array, "C *N"],
-        target: Optional[Float[Array, "C *N"]] = None,
-    ) -> Float[Array, ""]:
-        return safe_sqrt(jnp.mean(jnp.square(difference(prediction, target))))
+    normalized: ClassVar[bool] = False
 
 
-class Normalized_RMSELoss(BaseLoss):
+class Normalized_RMSELoss(_RootMeanSquaredError):
     """Root mean squared error relative to the root mean square of the target.
 
     For one state `(C, *N)`, with `e = prediction - target`:
@@ -62,12 +55,4 @@ class Normalized_RMSELoss(BaseLoss):
     ```
     """
 
-    @checked_single_batch
-    def single_batch(
-        self,
-        prediction: Float[Array, "C *N"],
-        target: Optional[Float[Array, "C *N"]] = None,
-    ) -> Float[Array, ""]:
-        require_target(self, target)
-        error = jnp.mean(jnp.square(prediction - target))
-        return safe_sqrt(error / jnp.mean(jnp.square(target)))
+    normalized: ClassVar[bool] = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Optional
+from typing import Optional, Union
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -12,6 +12,8 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ._base import BaseLoss, checked_single_batch, difference, require_target
+
+_Real = Union[int, float]
 
 
 def _squared_mode_number(shape: tuple[int, ...]) -> np.ndarray:
@@ -66,16 +68,16 @@ class SobolevLoss(BaseLoss):
     ```
     """
 
-    domain_extent: float
+    domain_extent: Union[_Real, Float[Array, ""]]
     orders: tuple[float, ...] = eqx.field(static=True)
-    weights: tuple[float, ...]
+    weights: tuple[_Real, ...]
     normalized: bool = eqx.field(static=True)
 
     def __init__(
         self,
-        domain_extent: float = 1.0,
-        orders: Sequence[float] = (0, 1),
-        weights: Optional[Sequence[float]] = None,
+        domain_extent: Union[_Real, Float[Array, ""]] = 1.0,
+        orders: Sequence[_Real] = (0, 1),
+        weights: Optional[Sequence[_Real]] = None,
         normalized: bool = False,
     ):
         self.domain_extent = domain_extent

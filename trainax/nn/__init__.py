@@ -1,12 +1,15 @@
-"""Small network steppers: periodic convolutions and MLPs.
+"""Network models: periodic convolutions, MLPs and the Fourier neural operator.
 
 Every model acts on **one** state, channels first (`(C, *N)`, or `(C,)` for
-states without space such as Lorenz-63), and maps it to the next state of
-the same shape. Batch with `jax.vmap` at the call site, as with exponax
-steppers.
+states without space such as Lorenz-63), and returns a state on the same
+grid; the steppers keep the channels, `ConvNet` and `FNO` may change them.
+Batch with `jax.vmap` at the call site, as with exponax steppers.
 """
 
 from ._conv import ConvNet, LinearConvStepper
+from ._fno import FNO, SpectralConv
 from ._mlp import MLPStepper
 
-__all__ = ["ConvNet", "LinearConvStepper", "MLPStepper"]
+__all__ = [
+    "FNO", "ConvNet", "LinearConvStepper", "MLPStepper", "SpectralConv",
+]

@@ -6,16 +6,24 @@ from typing import Callable
 
 import equinox as eqx
 import jax
-from beartype import beartype
-from jaxtyping import Array, Float, PRNGKeyArray, jaxtyped
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import positive_int
-from ._padding import (
-    check_activation,
-    check_num_spatial_dims,
-    check_state,
-    periodic_pad,
-)
+from ._padding import check_activation, check_num_spatial_dims, check_state
+
+
+def _periodic_conv(
+    num_spatial_dims: int, c_in: int, c_out: int, kernel_size: int, **kwargs
+) -> eqx.nn.Conv:
+    """A convolution that pads circularly: the output has the input's grid.
+
+    Equinox's `"SAME"` padding puts `(k - 1) // 2` points on the left and
+    `k // 2` on the right, so a two-point kernel sees `u[i]` and `u[i + 1]`.
+    """
+    return eqx.nn.Conv(
+        num_spatial_dims, c_in, c_out, kernel_size,
+        padding="SAME", padding_mode="CIRCULAR", **kwargs,
+    )
 
 
 class LinearConvStepper(eqx.Module):
@@ -59,17 +67,14 @@ class LinearConvStepper(eqx.Module):
         self.num_spatial_dims = check_num_spatial_dims(num_spatial_dims)
         self.channels = positive_int("channels", channels)
         self.kernel_size = positive_int("kernel_size", kernel_size)
-        self.conv = eqx.nn.Conv(
-            num_spatial_dims, channels, channels, kernel_size, use_bias=False, key=key
+        self.conv = _periodic_conv(
+            self.num_spatial_dims, self.channels, self.channels, self.kernel_size,
+            use_bias=False, key=key,
         )
 
     def __call__(self, u: Float[Array, "C *N"]) -> Float[Array, "C *N"]:
         check_state(u, self.channels, self.num_spatial_dims, "LinearConvStepper")
-        return self._forward(u)
-
-    @jaxtyped(typechecker=beartype)
-    def _forward(self, u: Float[Array, "C *N"]) -> Float[Array, "C *N"]:
-        return self.conv(periodic_pad(u, self.kernel_size))
+        return self.conv(u)
 
 
 class ConvNet(eqx.Module):
@@ -140,7 +145,7 @@ class ConvNet(eqx.Module):
         widths = [in_channels] + [hidden_channels] * depth + [out_channels]
         keys = jax.random.split(key, len(widths) - 1)
         self.layers = tuple(
-            eqx.nn.Conv(d, c_in, c_out, kernel_size, key=k)
+            _periodic_conv(d, c_in, c_out, kernel_size, key=k)
             for c_in, c_out, k in zip(widths[:-1], widths[1:], keys)
         )
         self.activation = check_activation(activation)
@@ -152,12 +157,8 @@ class ConvNet(eqx.Module):
 
     def __call__(self, u: Float[Array, "C_in *N"]) -> Float[Array, "C_out *N"]:
         check_state(u, self.in_channels, self.num_spatial_dims, "ConvNet")
-        return self._forward(u)
-
-    @jaxtyped(typechecker=beartype)
-    def _forward(self, u: Float[Array, "C_in *N"]) -> Float[Array, "C_out *N"]:
         h = u
         for layer in self.layers[:-1]:
-            h = self.activation(layer(periodic_pad(h, self.kernel_size)))
-        h = self.layers[-1](periodic_pad(h, self.kernel_size))
+            h = self.activation(layer(h))
+        h = self.layers[-1](h)
         return u + h if self.residual else h

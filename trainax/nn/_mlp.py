@@ -7,11 +7,10 @@ from typing import Callable
 
 import equinox as eqx
 import jax
-from beartype import beartype
-from jaxtyping import Array, Float, PRNGKeyArray, jaxtyped
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import positive_int
-from ._padding import check_activation
+from ._padding import check_activation, check_floating
 
 
 class MLPStepper(eqx.Module):
@@ -80,14 +79,11 @@ class MLPStepper(eqx.Module):
         self.scale = float(scale)
 
     def __call__(self, u: Float[Array, " state"]) -> Float[Array, " state"]:
-        if u.shape != (self.state_size,):
+        if getattr(u, "shape", None) != (self.state_size,):
             raise ValueError(
                 f"MLPStepper acts on one state ({self.state_size},), unbatched (use "
-                f"jax.vmap for batches); got shape {u.shape}."
+                f"jax.vmap for batches); got shape {getattr(u, 'shape', None)}."
             )
-        return self._forward(u)
-
-    @jaxtyped(typechecker=beartype)
-    def _forward(self, u: Float[Array, " state"]) -> Float[Array, " state"]:
+        check_floating(u, "MLPStepper")
         out = self.scale * self.mlp(u / self.scale)
         return u + out if self.residual else out

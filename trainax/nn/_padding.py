@@ -1,22 +1,10 @@
-"""Circular (periodic) padding and the argument checks the models share."""
+"""The argument checks the models share (one-line errors naming the argument)."""
 
 from __future__ import annotations
 
 import jax.numpy as jnp
 
 from .._checks import positive_int
-
-
-def periodic_pad(u, kernel_size: int):
-    """Pad every spatial axis of `u` `(C, *N)` periodically for a `VALID` conv.
-
-    A kernel of size `k` sees `(k - 1) // 2` neighbours on the left and
-    `k // 2` on the right, the same split as `padding="SAME"`: a two-point
-    kernel sees `u[i]` and `u[i + 1]`.
-    """
-    left, right = (kernel_size - 1) // 2, kernel_size // 2
-    widths = [(0, 0)] + [(left, right)] * (u.ndim - 1)
-    return jnp.pad(u, widths, mode="wrap")
 
 
 def check_num_spatial_dims(value) -> int:
@@ -43,3 +31,10 @@ def check_state(u, channels: int, num_spatial_dims: int, name: str) -> None:
             f"{name} acts on one state ({axes}), channels first and unbatched "
             f"(use jax.vmap for batches); got shape {shape}."
         )
+    check_floating(u, name)
+
+
+def check_floating(u, name: str) -> None:
+    """Raise a plain `TypeError` for a state that is not floating point."""
+    if not jnp.issubdtype(u.dtype, jnp.floating):
+        raise TypeError(f"{name} acts on floating-point states; got dtype {u.dtype}.")

@@ -1,12 +1,18 @@
-"""Reference trajectories for training: exponax PDEs on periodic domains,
-the Lorenz-63 system, and Crank-Nicolson residua of the linear PDEs.
+"""Reference data: trajectories, pairs and observed fields, all from our own solvers.
 
-Every data function takes keyword arguments only, needs an explicit `key`,
-and returns trajectories `(S, T + 1, C, *N)` (Lorenz: `(S, T + 1, 3)`);
-with `return_stepper=True` it also returns the stepper that made them.
+- Rollout trajectories `(S, T + 1, C, *N)` from exponax PDEs on periodic
+  domains, and the rollout taxonomy's exact advection and Lorenz-63 data
+  (`(S, T, 1, N)`, `(S, T, 3)`, the initial state first); with
+  `return_stepper=True` they also return the stepper that made them.
+- Crank-Nicolson residua of the linear PDEs, for residuum training.
+- Parametric elliptic families (Poisson, advection-diffusion, Helmholtz) as
+  pairs `(inputs, targets)`, solved exactly by FFT, for operator learning.
+- Heat and wave fields on point sets `(S, T, P, C)` with observation masks,
+  for continuous-space forecasting.
+
+Every data function needs an explicit `key`: the same key gives the same data.
 """
 
-from ._advection import advection_1d_periodic
 from ._advection_diffusion import advection_diffusion_1d_periodic
 from ._burgers import burgers_1d_periodic
 from ._diffusion import diffusion_1d_periodic, diffusion_2d_periodic
@@ -22,10 +28,22 @@ from ._elliptic_solvers import (
 )
 from ._korteweg_de_vries import kdv_1d_periodic
 from ._kuramoto_sivashinsky import kuramoto_sivashinsky_1d_periodic
-from ._lorenz import LorenzStepper, lorenz_rk4
+from ._heat_wave import (
+    heat_2d_periodic,
+    random_observation_mask,
+    split_horizon,
+    wave_2d_periodic,
+)
+from ._lorenz import LorenzStepper
 from ._navier_stokes import navier_stokes_2d_periodic
 from ._normalizer import InputNormalizer
 from ._registry import PROBLEMS
+from ._taxonomy import (
+    FourierShiftStepper,
+    advection_1d_periodic,
+    lorenz_rk4,
+    make_lorenz_stepper_rk4,
+)
 from ._residuum import (
     CrankNicolsonResiduum,
     advection_diffusion_residuum,
@@ -36,6 +54,7 @@ from ._residuum import (
 __all__ = [
     "PROBLEMS",
     "CrankNicolsonResiduum",
+    "FourierShiftStepper",
     "InputNormalizer",
     "LorenzStepper",
     "advection_1d_periodic",
@@ -47,11 +66,16 @@ __all__ = [
     "diffusion_1d_periodic",
     "diffusion_2d_periodic",
     "diffusion_residuum",
+    "heat_2d_periodic",
     "helmholtz_2d_periodic",
     "kdv_1d_periodic",
     "kuramoto_sivashinsky_1d_periodic",
     "lorenz_rk4",
+    "make_lorenz_stepper_rk4",
     "navier_stokes_2d_periodic",
+    "random_observation_mask",
+    "split_horizon",
+    "wave_2d_periodic",
     "poisson_2d_periodic",
     "solve_advection_diffusion",
     "solve_anisotropic_poisson",

@@ -1,14 +1,25 @@
 """Advection-diffusion `u_t + c u_x = nu u_xx` on the periodic interval."""
 
 import exponax as ex
-from beartype import beartype
-from jaxtyping import PRNGKeyArray, jaxtyped
+from jaxtyping import PRNGKeyArray
 
-from ._generate import Real, TrajectoriesOrPair, build_stepper, exponax_data
-from ._validation import check_real, check_rollout_args
+from ._generate import (
+    NONNEGATIVE,
+    REAL,
+    ExponaxProblem,
+    Real,
+    TrajectoriesOrPair,
+    exponax_trajectories,
+)
 
 
-@jaxtyped(typechecker=beartype)
+_ADVECTION_DIFFUSION = ExponaxProblem(
+    ex.stepper.AdvectionDiffusion,
+    1,
+    coefficients={"velocity": REAL, "diffusivity": NONNEGATIVE},
+)
+
+
 def advection_diffusion_1d_periodic(
     *,
     velocity: Real = 1.0,
@@ -60,33 +71,4 @@ def advection_diffusion_1d_periodic(
     data.shape  # (20, 51, 1, 64)
     ```
     """
-    check_rollout_args(
-        num_points=num_points,
-        num_samples=num_samples,
-        temporal_horizon=temporal_horizon,
-        domain_extent=domain_extent,
-        dt=dt,
-        cutoff=cutoff,
-    )
-    velocity = check_real("velocity", velocity)
-    diffusivity = check_real("diffusivity", diffusivity, nonnegative=True)
-    stepper = build_stepper(
-        ex.stepper.AdvectionDiffusion,
-        1,
-        float(domain_extent),
-        num_points,
-        float(dt),
-        velocity=velocity,
-        diffusivity=diffusivity,
-    )
-    return exponax_data(
-        stepper,
-        num_spatial_dims=1,
-        num_points=num_points,
-        cutoff=cutoff,
-        num_samples=num_samples,
-        temporal_horizon=temporal_horizon,
-        warmup_steps=0,
-        key=key,
-        return_stepper=return_stepper,
-    )
+    return exponax_trajectories(_ADVECTION_DIFFUSION, locals())

@@ -1,14 +1,25 @@
 """Viscous Burgers `u_t + b (u^2 / 2)_x = nu u_xx` on the periodic interval."""
 
 import exponax as ex
-from beartype import beartype
-from jaxtyping import PRNGKeyArray, jaxtyped
+from jaxtyping import PRNGKeyArray
 
-from ._generate import Real, TrajectoriesOrPair, build_stepper, exponax_data
-from ._validation import check_real, check_rollout_args
+from ._generate import (
+    NONNEGATIVE,
+    REAL,
+    ExponaxProblem,
+    Real,
+    TrajectoriesOrPair,
+    exponax_trajectories,
+)
 
 
-@jaxtyped(typechecker=beartype)
+_BURGERS = ExponaxProblem(
+    ex.stepper.Burgers,
+    1,
+    coefficients={"diffusivity": NONNEGATIVE, "convection_scale": REAL},
+)
+
+
 def burgers_1d_periodic(
     *,
     diffusivity: Real = 0.02,
@@ -61,32 +72,4 @@ def burgers_1d_periodic(
     data.shape  # (20, 51, 1, 64)
     ```
     """
-    check_rollout_args(
-        num_points=num_points,
-        num_samples=num_samples,
-        temporal_horizon=temporal_horizon,
-        domain_extent=domain_extent,
-        dt=dt,
-        cutoff=cutoff,
-        warmup_steps=warmup_steps,
-    )
-    stepper = build_stepper(
-        ex.stepper.Burgers,
-        1,
-        float(domain_extent),
-        num_points,
-        float(dt),
-        diffusivity=check_real("diffusivity", diffusivity, nonnegative=True),
-        convection_scale=check_real("convection_scale", convection_scale),
-    )
-    return exponax_data(
-        stepper,
-        num_spatial_dims=1,
-        num_points=num_points,
-        cutoff=cutoff,
-        num_samples=num_samples,
-        temporal_horizon=temporal_horizon,
-        warmup_steps=warmup_steps,
-        key=key,
-        return_stepper=return_stepper,
-    )
+    return exponax_trajectories(_BURGERS, locals())

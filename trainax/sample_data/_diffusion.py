@@ -1,56 +1,22 @@
 """The heat equation `u_t = nu Laplace(u)` on periodic 1D and 2D domains."""
 
 import exponax as ex
-from beartype import beartype
-from jaxtyping import PRNGKeyArray, jaxtyped
+from jaxtyping import PRNGKeyArray
 
-from ._generate import Real, TrajectoriesOrPair, build_stepper, exponax_data
-from ._validation import check_real, check_rollout_args
-
-
-def _diffusion(
-    num_spatial_dims,
-    *,
-    diffusivity,
-    num_points,
-    num_samples,
-    temporal_horizon,
-    domain_extent,
-    dt,
-    cutoff,
-    key,
-    return_stepper,
-):
-    check_rollout_args(
-        num_points=num_points,
-        num_samples=num_samples,
-        temporal_horizon=temporal_horizon,
-        domain_extent=domain_extent,
-        dt=dt,
-        cutoff=cutoff,
-    )
-    stepper = build_stepper(
-        ex.stepper.Diffusion,
-        num_spatial_dims,
-        float(domain_extent),
-        num_points,
-        float(dt),
-        diffusivity=check_real("diffusivity", diffusivity, nonnegative=True),
-    )
-    return exponax_data(
-        stepper,
-        num_spatial_dims=num_spatial_dims,
-        num_points=num_points,
-        cutoff=cutoff,
-        num_samples=num_samples,
-        temporal_horizon=temporal_horizon,
-        warmup_steps=0,
-        key=key,
-        return_stepper=return_stepper,
-    )
+from ._generate import (
+    NONNEGATIVE,
+    ExponaxProblem,
+    Real,
+    TrajectoriesOrPair,
+    exponax_trajectories,
+)
 
 
-@jaxtyped(typechecker=beartype)
+_COEFFICIENTS = {"diffusivity": NONNEGATIVE}
+_DIFFUSION_1D = ExponaxProblem(ex.stepper.Diffusion, 1, _COEFFICIENTS)
+_DIFFUSION_2D = ExponaxProblem(ex.stepper.Diffusion, 2, _COEFFICIENTS)
+
+
 def diffusion_1d_periodic(
     *,
     diffusivity: Real = 0.01,
@@ -97,21 +63,9 @@ def diffusion_1d_periodic(
     data.shape  # (20, 51, 1, 64)
     ```
     """
-    return _diffusion(
-        1,
-        diffusivity=diffusivity,
-        num_points=num_points,
-        num_samples=num_samples,
-        temporal_horizon=temporal_horizon,
-        domain_extent=domain_extent,
-        dt=dt,
-        cutoff=cutoff,
-        key=key,
-        return_stepper=return_stepper,
-    )
+    return exponax_trajectories(_DIFFUSION_1D, locals())
 
 
-@jaxtyped(typechecker=beartype)
 def diffusion_2d_periodic(
     *,
     diffusivity: Real = 0.01,
@@ -157,16 +111,4 @@ def diffusion_2d_periodic(
     data.shape  # (20, 51, 1, 32, 32)
     ```
     """
-    return _diffusion(
-        2,
-        diffusivity=diffusivity,
-        num_points=num_points,
-        num_samples=num_samples,
-        temporal_horizon=temporal_horizon,
-        domain_extent=domain_extent,
-        dt=dt,
-        cutoff=cutoff,
-        key=key,
-        return_stepper=return_stepper,
-    )
-
+    return exponax_trajectories(_DIFFUSION_2D, locals())

@@ -1,14 +1,29 @@
 """The Korteweg-de Vries equation on the periodic interval."""
 
 import exponax as ex
-from beartype import beartype
-from jaxtyping import PRNGKeyArray, jaxtyped
+from jaxtyping import PRNGKeyArray
 
-from ._generate import Real, TrajectoriesOrPair, build_stepper, exponax_data
-from ._validation import check_real, check_rollout_args
+from ._generate import (
+    NONNEGATIVE,
+    REAL,
+    ExponaxProblem,
+    Real,
+    TrajectoriesOrPair,
+    exponax_trajectories,
+)
 
 
-@jaxtyped(typechecker=beartype)
+_KDV = ExponaxProblem(
+    ex.stepper.KortewegDeVries,
+    1,
+    coefficients={
+        "convection_scale": REAL,
+        "dispersivity": REAL,
+        "hyper_diffusivity": NONNEGATIVE,
+    },
+)
+
+
 def kdv_1d_periodic(
     *,
     convection_scale: Real = -6.0,
@@ -63,35 +78,4 @@ def kdv_1d_periodic(
     data.shape  # (20, 51, 1, 64)
     ```
     """
-    check_rollout_args(
-        num_points=num_points,
-        num_samples=num_samples,
-        temporal_horizon=temporal_horizon,
-        domain_extent=domain_extent,
-        dt=dt,
-        cutoff=cutoff,
-        warmup_steps=warmup_steps,
-    )
-    stepper = build_stepper(
-        ex.stepper.KortewegDeVries,
-        1,
-        float(domain_extent),
-        num_points,
-        float(dt),
-        convection_scale=check_real("convection_scale", convection_scale),
-        dispersivity=check_real("dispersivity", dispersivity),
-        hyper_diffusivity=check_real(
-            "hyper_diffusivity", hyper_diffusivity, nonnegative=True
-        ),
-    )
-    return exponax_data(
-        stepper,
-        num_spatial_dims=1,
-        num_points=num_points,
-        cutoff=cutoff,
-        num_samples=num_samples,
-        temporal_horizon=temporal_horizon,
-        warmup_steps=warmup_steps,
-        key=key,
-        return_stepper=return_stepper,
-    )
+    return exponax_trajectories(_KDV, locals())

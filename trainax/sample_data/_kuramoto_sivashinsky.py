@@ -1,14 +1,15 @@
 """The Kuramoto-Sivashinsky equation on the periodic interval (chaotic)."""
 
 import exponax as ex
-from beartype import beartype
-from jaxtyping import PRNGKeyArray, jaxtyped
+from jaxtyping import PRNGKeyArray
 
-from ._generate import Real, TrajectoriesOrPair, build_stepper, exponax_data
-from ._validation import check_rollout_args
+from ._generate import ExponaxProblem, Real, TrajectoriesOrPair, exponax_trajectories
 
 
-@jaxtyped(typechecker=beartype)
+# All coefficients are one: the domain length is the only knob.
+_KS = ExponaxProblem(ex.stepper.KuramotoSivashinskyConservative, 1)
+
+
 def kuramoto_sivashinsky_1d_periodic(
     *,
     num_points: int = 64,
@@ -60,27 +61,4 @@ def kuramoto_sivashinsky_1d_periodic(
     data.shape  # (4, 51, 1, 64)
     ```
     """
-    check_rollout_args(
-        num_points=num_points,
-        num_samples=num_samples,
-        temporal_horizon=temporal_horizon,
-        domain_extent=domain_extent,
-        dt=dt,
-        cutoff=cutoff,
-        warmup_steps=warmup_steps,
-    )
-    stepper = build_stepper(
-        ex.stepper.KuramotoSivashinskyConservative,
-        1, float(domain_extent), num_points, float(dt)
-    )
-    return exponax_data(
-        stepper,
-        num_spatial_dims=1,
-        num_points=num_points,
-        cutoff=cutoff,
-        num_samples=num_samples,
-        temporal_horizon=temporal_horizon,
-        warmup_steps=warmup_steps,
-        key=key,
-        return_stepper=return_stepper,
-    )
+    return exponax_trajectories(_KS, locals())

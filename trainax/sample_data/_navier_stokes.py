@@ -4,28 +4,56 @@ import math
 from typing import Optional
 
 import exponax as ex
-from beartype import beartype
-from jaxtyping import PRNGKeyArray, jaxtyped
+from jaxtyping import PRNGKeyArray
 
-from ._generate import Real, TrajectoriesOrPair, build_stepper, exponax_data
-from ._validation import check_int, check_real, check_rollout_args
+from ._generate import (
+    NONNEGATIVE,
+    REAL,
+    ExponaxProblem,
+    Real,
+    TrajectoriesOrPair,
+    exponax_trajectories,
+)
+from ._validation import check_int
 
-# Defaults per kind, used where the caller passes `None`.
-_DEFAULTS = {
-    "decaying": dict(
-        domain_extent=1.0, dt=0.1, diffusivity=1e-3, drag=0.0, warmup_steps=0
+# Per kind: the stepper and the defaults used where the caller passes `None`.
+_PROBLEMS = {
+    "decaying": ExponaxProblem(
+        ex.stepper.NavierStokesVorticity,
+        2,
+        coefficients={"diffusivity": NONNEGATIVE, "drag": REAL},
+        defaults=dict(
+            domain_extent=1.0, dt=0.1, diffusivity=1e-3, drag=0.0, warmup_steps=0
+        ),
     ),
-    "kolmogorov": dict(
-        domain_extent=2 * math.pi,
-        dt=0.05,
-        diffusivity=1e-2,
-        drag=-0.1,
-        warmup_steps=200,
+    "kolmogorov": ExponaxProblem(
+        ex.stepper.KolmogorovFlowVorticity,
+        2,
+        coefficients={
+            "diffusivity": NONNEGATIVE,
+            "drag": REAL,
+            "injection_mode": check_int,
+            "injection_scale": REAL,
+        },
+        defaults=dict(
+            domain_extent=2 * math.pi,
+            dt=0.05,
+            diffusivity=1e-2,
+            drag=-0.1,
+            warmup_steps=200,
+        ),
     ),
 }
 
 
-@jaxtyped(typechecker=beartype)
+def _problem(kind) -> ExponaxProblem:
+    if not isinstance(kind, str):
+        raise TypeError(f"`kind` must be a string, got {kind!r}.")
+    if kind not in _PROBLEMS:
+        raise ValueError(f"`kind` must be one of {sorted(_PROBLEMS)}, got {kind!r}.")
+    return _PROBLEMS[kind]
+
+
 def navier_stokes_2d_periodic(
     *,
     kind: str = "decaying",
@@ -98,52 +126,4 @@ def navier_stokes_2d_periodic(
     data.shape  # (4, 51, 1, 32, 32)
     ```
     """
-    if kind not in _DEFAULTS:
-        raise ValueError(
-            f"`kind` must be one of {sorted(_DEFAULTS)}, got {kind!r}."
-        )
-    given = dict(
-        domain_extent=domain_extent,
-        dt=dt,
-        diffusivity=diffusivity,
-        drag=drag,
-        warmup_steps=warmup_steps,
-    )
-    p = {k: _DEFAULTS[kind][k] if v is None else v for k, v in given.items()}
-    check_rollout_args(
-        num_points=num_points,
-        num_samples=num_samples,
-        temporal_horizon=temporal_horizon,
-        domain_extent=p["domain_extent"],
-        dt=p["dt"],
-        cutoff=cutoff,
-        warmup_steps=p["warmup_steps"],
-    )
-    grid = (2, float(p["domain_extent"]), num_points, float(p["dt"]))
-    diffusivity = check_real("diffusivity", p["diffusivity"], nonnegative=True)
-    drag = check_real("drag", p["drag"])
-    if kind == "decaying":
-        stepper = build_stepper(
-            ex.stepper.NavierStokesVorticity,
-            *grid, diffusivity=diffusivity, drag=drag
-        )
-    else:
-        stepper = build_stepper(
-            ex.stepper.KolmogorovFlowVorticity,
-            *grid,
-            diffusivity=diffusivity,
-            drag=drag,
-            injection_mode=check_int("injection_mode", injection_mode),
-            injection_scale=check_real("injection_scale", injection_scale),
-        )
-    return exponax_data(
-        stepper,
-        num_spatial_dims=2,
-        num_points=num_points,
-        cutoff=cutoff,
-        num_samples=num_samples,
-        temporal_horizon=temporal_horizon,
-        warmup_steps=p["warmup_steps"],
-        key=key,
-        return_stepper=return_stepper,
-    )
+    return exponax_trajectories(_problem(kind), locals())

@@ -1,13 +1,12 @@
 """Name -> data function, for command-line tools and configuration files."""
 
-from ._advection import advection_1d_periodic
 from ._advection_diffusion import advection_diffusion_1d_periodic
 from ._burgers import burgers_1d_periodic
 from ._diffusion import diffusion_1d_periodic, diffusion_2d_periodic
 from ._korteweg_de_vries import kdv_1d_periodic
 from ._kuramoto_sivashinsky import kuramoto_sivashinsky_1d_periodic
-from ._lorenz import lorenz_rk4
 from ._navier_stokes import navier_stokes_2d_periodic
+from ._taxonomy import advection_1d_periodic, lorenz_rk4
 
 # Keyed by the function's own name, so a config file names what the docs show.
 PROBLEMS = {

@@ -3,11 +3,10 @@
 import equinox as eqx
 import exponax as ex
 import jax.numpy as jnp
-from beartype import beartype
-from jaxtyping import Array, Complex, Float, jaxtyped
+from jaxtyping import Array, Complex, Float
 
 from ._generate import Real
-from ._validation import check_int, check_real
+from ._validation import check_floating, check_int, check_real
 
 _Batch = Float[Array, "batch channels *space"]
 
@@ -49,7 +48,7 @@ class CrankNicolsonResiduum(eqx.Module):
     ```python
     residuum = tx.sample_data.advection_residuum(cfl=-0.75, num_points=30)
     data = tx.sample_data.advection_1d_periodic(key=jax.random.key(0))
-    r = residuum(data[:, 1], data[:, 0])  # (20, 1, 30), small but not zero
+    r = residuum(data[:, 1], data[:, 0])  # (50, 1, 30), small but not zero
     ```
     """
 
@@ -69,7 +68,6 @@ class CrankNicolsonResiduum(eqx.Module):
                 f"{self.linear_operator.shape}."
             )
 
-    @jaxtyped(typechecker=beartype)
     def __call__(self, u_next: _Batch, u_prev: _Batch) -> _Batch:
         """The residual of the step `u_prev -> u_next`, both `(B, C, *N)`."""
         d, n = self.num_spatial_dims, self.num_points
@@ -78,6 +76,14 @@ class CrankNicolsonResiduum(eqx.Module):
                 f"`u_next` and `u_prev` must be batched states (B, C, "
                 f"{', '.join([str(n)] * d)}), got shape {u_next.shape}."
             )
+        if u_prev.shape != u_next.shape:
+            # TypeError, not ValueError: the error type this mismatch has always had.
+            raise TypeError(
+                f"`u_prev` must have the shape of `u_next`: expected {u_next.shape}, "
+                f"got {u_prev.shape}."
+            )
+        check_floating("u_next", u_next)
+        check_floating("u_prev", u_prev)
         return _residual(self, u_next, u_prev)
 
 
@@ -109,7 +115,6 @@ def _checked_grid(num_points, domain_extent, dt):
     )
 
 
-@jaxtyped(typechecker=beartype)
 def advection_residuum(
     *,
     cfl: Real = -0.75,
@@ -146,7 +151,6 @@ def advection_residuum(
     return CrankNicolsonResiduum(symbol, dt, 1, num_points)
 
 
-@jaxtyped(typechecker=beartype)
 def diffusion_residuum(
     *,
     diffusivity: Real = 0.01,
@@ -191,7 +195,6 @@ def diffusion_residuum(
     return CrankNicolsonResiduum(symbol, dt, d, num_points)
 
 
-@jaxtyped(typechecker=beartype)
 def advection_diffusion_residuum(
     *,
     velocity: Real = 1.0,

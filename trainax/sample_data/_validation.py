@@ -3,6 +3,9 @@
 import math
 import numbers
 
+import jax
+import jax.numpy as jnp
+
 
 def _describe(value) -> str:
     return f"{value!r} (type {type(value).__name__})"
@@ -53,17 +56,39 @@ def check_bool(name: str, value) -> bool:
     return value
 
 
+def check_key(key) -> None:
+    """A JAX PRNG key: typed (`jax.random.key(0)`) or raw (`jax.random.PRNGKey(0)`)."""
+    if isinstance(key, jax.Array):
+        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
+            return
+        if key.dtype == jnp.uint32 and key.shape in ((2,), (4,)):
+            return
+        given = f"an array of shape {key.shape} and dtype {key.dtype}"
+    else:
+        given = _describe(key)
+    raise TypeError(
+        f"`key` must be one JAX PRNG key such as jax.random.key(0), got {given}."
+    )
+
+
+def check_floating(name: str, array) -> None:
+    if not jnp.issubdtype(array.dtype, jnp.floating):
+        raise TypeError(
+            f"`{name}` must be a floating-point array, got dtype {array.dtype}."
+        )
+
+
 def check_rollout_args(
     *,
-    num_points: int,
-    num_samples: int,
-    temporal_horizon: int,
-    domain_extent: float,
-    dt: float,
-    cutoff: int,
-    warmup_steps: int = 0,
+    num_points,
+    num_samples,
+    temporal_horizon,
+    domain_extent,
+    dt,
+    cutoff,
+    warmup_steps=0,
 ) -> None:
-    """The checks every grid-based data source shares."""
+    """The checks every grid-based data source shares (on unchecked values)."""
     check_int("num_points", num_points, minimum=2)
     check_int("num_samples", num_samples)
     check_int("temporal_horizon", temporal_horizon)

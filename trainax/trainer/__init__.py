@@ -13,6 +13,7 @@ from ._named import (
 )
 from ._sources import AbstractDataSource, Sampler, Samples, Trajectories
 from ._substack import TrajectorySubStacker, substack_trajectories
+from ._transfer import fine_tune, subsample
 
 __all__ = [
     "AbstractDataSource",
@@ -29,6 +30,8 @@ __all__ = [
     "SupervisedTrainer",
     "Trajectories",
     "TrajectorySubStacker",
+    "fine_tune",
     "step_keys",
+    "subsample",
     "substack_trajectories",
 ]

@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 
 import equinox as eqx
+import jax
 import numpy as np
+
+from .._atomic import atomic_write
+from ..parallel import to_host
 
 # The file holds the serialised state (params, optimizer state, step, key),
 # then the loss history as one `.npy` record, then a trailer: a magic word
@@ -20,31 +23,30 @@ _TRAILER = len(_MAGIC) + 32
 
 
 def save_state(path, params, opt_state, step: int, loss_history, key_data) -> None:
-    """Write the training state atomically (a crash never leaves half a file)."""
+    """Write the training state atomically (a crash never leaves half a file).
+
+    With several processes only the first writes; replicated arrays that span
+    processes are read from their local copy.
+    """
+    if jax.process_index() != 0:
+        return
+    params, opt_state = jax.tree_util.tree_map(
+        lambda x: to_host(x) if isinstance(x, jax.Array) else x, (params, opt_state)
+    )
     state = {
         "params": params,
         "opt_state": opt_state,
         "step": np.asarray(step, dtype=np.int64),
         "key": np.asarray(key_data),
     }
+    payload = io.BytesIO()
+    eqx.tree_serialise_leaves(payload, state)
+    np.save(payload, np.asarray(loss_history), allow_pickle=False)
+    payload = payload.getvalue()
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    os.close(fd)
-    try:
-        payload = io.BytesIO()
-        eqx.tree_serialise_leaves(payload, state)
-        np.save(payload, np.asarray(loss_history), allow_pickle=False)
-        payload = payload.getvalue()
-        with open(tmp, "wb") as f:
-            f.write(payload + _MAGIC + hashlib.sha256(payload).digest())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_write(path) as f:
+        f.write(payload + _MAGIC + hashlib.sha256(payload).digest())
 
 
 def load_state(path, params, opt_state, key_data):

@@ -21,6 +21,7 @@ class Curriculum:
 
     ```python
     curriculum = tx.trainer.Curriculum.rollout([1, 5, 20], steps_per_stage=300)
+    data = jnp.zeros((4, 30, 1, 16))   # trajectories (S, T+1, C, *N)
     trainer = tx.GeneralTrainer(data, curriculum, optax.adam(1e-3), None, 32)
     ```
     """

@@ -14,13 +14,14 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from .._checks import check_stepper, positive_int
-from ..callback import CallbackContext
+from .._checks import check_stepper, find_stacklevel, positive_int
+from ..callback import BaseCallback, CallbackContext
 from ..configuration import BaseConfiguration
+from ..parallel import check_mesh, data_mesh, num_data_shards, replicate, shard_batch, to_host
 from ._checkpoint import load_state, save_state
 from ._curriculum import Curriculum
 from ._mixer import PermutationMixer
-from ._sources import AbstractDataSource, Sampler, Trajectories, as_source
+from ._sources import AbstractDataSource, Sampler, Samples, Trajectories, as_source
 
 # The per-step keys come from their own stream of the trainer's key, so the
 # minibatch permutations (drawn from the key itself) do not depend on them.
@@ -77,18 +78,41 @@ class _Stage:
 
     def __init__(self, trainer, index, configuration, start, end, raw_key):
         self.index, self.configuration, self.start, self.end = index, configuration, start, end
-        source, batch_size = trainer.source, trainer.batch_size
+        source = trainer.source
+        self.batch_size = trainer._stage_batch_sizes[index]
         num_items = source.num_items(configuration)
+        # the first stage permutes with the trainer's key itself (as the rollout
+        # taxonomy does); later stages with keys folded from it
+        mixer_key = raw_key if index == 0 else jr.fold_in(raw_key, index)
         self.mixer = (
             None
             if num_items is None
-            else PermutationMixer(num_items, batch_size, key=jr.fold_in(raw_key, index))
+            else PermutationMixer(
+                num_items, self.batch_size, key=mixer_key,
+                epochs_per_draw=min(64, -(-(end - start) // -(-num_items // self.batch_size)) + 1),
+            )
         )
-        self.feed = None if source.host else source.feed(configuration, batch_size)
+        self.feed = None if source.host else source.feed(configuration, self.batch_size)
 
-    def indices(self, start_step: int, num_steps: int, rows: int, batch_size: int):
+    def batch_size_at(self, step: int) -> int:
+        if self.mixer is None:
+            return self.batch_size
+        return self.mixer.batch_size_at(step - self.start)
+
+    def chunk_end(self, step: int, end: int) -> int:
+        """Where a chunk starting at `step` must stop: a smaller last minibatch
+        of an epoch is a chunk of its own (it has its own compiled update)."""
+        if self.mixer is None:
+            return end
+        short = self.mixer.next_short_step(step - self.start)
+        if short is None:
+            return end
+        short += self.start
+        return step + 1 if short == step else min(end, short)
+
+    def indices(self, start_step: int, num_steps: int, rows: int):
         """Minibatch indices of the stage's steps, padded to `rows` rows."""
-        indices = np.zeros((rows, batch_size), dtype=np.int32)
+        indices = np.zeros((rows, self.batch_size_at(start_step)), dtype=np.int32)
         if self.mixer is not None:
             indices[:num_steps] = self.mixer.chunk(start_step - self.start, num_steps)
         return indices
@@ -134,7 +158,11 @@ class GeneralTrainer:
     - `residuum_fn`: `residuum_fn(u_next, u_prev)` on batched states, for
         residuum configurations.
     - `callback_fn`: a [`tx.callback`][trainax.callback] callback (or a
-        composite); it runs every `callback_fn.every` steps between chunks.
+        composite); it runs every `callback_fn.every` steps between chunks,
+        and the history holds `(step, output)` pairs. Any other callable
+        follows the rollout taxonomy's protocol: it is called as
+        `fn(update_i, model, minibatch)` before every update step, and the
+        history holds its outputs, one per update step.
     - `chunk_size`: training steps per compiled dispatch (default 100).
     - `progress_bar`: show a tqdm bar with the running loss (default True).
     - `nan_policy`: `"raise"` (default) stops with a
@@ -147,6 +175,27 @@ class GeneralTrainer:
     - `host_data`: for trajectories given as an array, gather windows on the
         host chunk by chunk (see [`Trajectories`][trainax.trainer.Trajectories]);
         sources take `host=` themselves.
+    - `trainable`: train only part of the model (fine-tuning): a function
+        selecting sub-trees as an `eqx.tree_at` `where` does (e.g.
+        `lambda m: m.projection`), or a PyTree of bools shaped like the
+        model. The other leaves stay bit-identical and the optimizer holds
+        no state for them. Default: every floating-point array trains.
+    - `per_sample`: per-sample tables of the model (e.g. latent codes, one
+        row per sample of a [`Samples`][trainax.trainer.Samples] source),
+        selected like `trainable`. Their update is row-sparse: a step updates
+        only the rows of the minibatch's samples, and the other rows and
+        their optimizer moments stay bit-identical (optax's moments would
+        otherwise decay for rows with zero gradient). The configuration
+        must set `needs_indices`.
+    - `per_sample_optimizer`: the optimizer of the tables (default
+        `optimizer`), e.g. with its own learning rate.
+    - `data_parallel`: `True` trains data-parallel on every device (a
+        [`tx.parallel.data_mesh`][trainax.parallel.data_mesh]), or pass a
+        `jax.sharding.Mesh` with a `"data"` axis. Parameters and optimizer
+        state are replicated, each minibatch is split over the devices and
+        XLA reduces the gradients: the result equals one device's to float
+        tolerance. `batch_size` must be divisible by the device count; a
+        smaller last minibatch of an epoch that is not runs replicated.
 
     **Calling** `trainer(model, key, *, return_loss_history=True, resume_from=None)`
     returns `(model, loss_history)`, or `(model, loss_history, callback_history)`
@@ -180,6 +229,10 @@ class GeneralTrainer:
         checkpoint_path: Optional[Union[str, os.PathLike]] = None,
         checkpoint_every: Optional[int] = None,
         host_data: Optional[bool] = None,
+        data_parallel=False,
+        trainable=None,
+        per_sample=None,
+        per_sample_optimizer: Optional[optax.GradientTransformation] = None,
     ):
         if isinstance(configuration, Curriculum):
             if num_training_steps not in (None, configuration.num_training_steps):
@@ -227,22 +280,28 @@ class GeneralTrainer:
         else:
             source = as_source(data)
 
+        stage_batch_sizes = []
         for config, _ in stages:
             source.check(config, batch_size)
             config.check_dependencies(ref_stepper, residuum_fn)
             num_items = source.num_items(config)
             if num_items is not None and batch_size > num_items:
                 what = (
-                    f"{num_items} windows of {config.window_length} time levels from "
+                    f"{num_items} windows of {source._window(config)} time levels from "
                     f"{source.trajectories.shape[0]} trajectories"
                     if isinstance(source, Trajectories)
                     else f"{num_items} samples"
                 )
-                raise ValueError(
+                warnings.warn(
                     f"`batch_size` ({batch_size}) exceeds the number of training "
                     f"{'windows' if isinstance(source, Trajectories) else 'samples'} "
-                    f"({what})."
+                    f"({what}): training full batch, {num_items} per step.",
+                    UserWarning,
+                    stacklevel=find_stacklevel(),
                 )
+                stage_batch_sizes.append(num_items)
+            else:
+                stage_batch_sizes.append(batch_size)
             if config.needs_indices and isinstance(source, Sampler):
                 raise TypeError(
                     f"{type(config).__name__} keeps per-sample state and needs sample "
@@ -264,7 +323,45 @@ class GeneralTrainer:
         self.nan_policy = nan_policy
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every = checkpoint_every
+        if data_parallel is True:
+            mesh = data_mesh()
+        elif data_parallel is False or data_parallel is None:
+            mesh = None
+        else:
+            mesh = check_mesh(data_parallel)
+        if mesh is not None:
+            shards = num_data_shards(mesh)
+            for size in stage_batch_sizes:
+                if size % shards != 0:
+                    raise ValueError(
+                        f"`batch_size` ({size}) must be divisible by the {shards} devices of "
+                        "the data-parallel mesh (each device takes an equal share)."
+                    )
+        self.mesh = mesh
+        self.trainable = trainable
+        if per_sample is not None:
+            if not isinstance(source, Samples):
+                raise TypeError(
+                    "`per_sample` tables hold one row per sample: train on "
+                    f"tx.trainer.Samples, not {type(source).__name__}."
+                )
+            if not all(config.needs_indices for config, _ in stages):
+                raise TypeError(
+                    "`per_sample` tables are read by the minibatch's sample indices: the "
+                    "configuration must set `needs_indices = True`."
+                )
+        if per_sample_optimizer is not None and not isinstance(
+            per_sample_optimizer, optax.GradientTransformation
+        ):
+            raise TypeError(
+                "`per_sample_optimizer` must be an optax.GradientTransformation, got "
+                f"{type(per_sample_optimizer).__name__}."
+            )
+        self.per_sample = per_sample
+        self.per_sample_optimizer = per_sample_optimizer
+        self._stage_batch_sizes = tuple(stage_batch_sizes)
         self._compiled = {}
+        self._checked = {}
         self._callback_loss_fns = {}
 
     @property
@@ -285,7 +382,8 @@ class GeneralTrainer:
         )
 
     def _make_chunk_runner(self, configuration, static, feed_static, loss_dtype):
-        optimizer, chunk = self.optimizer, self.chunk_size
+        chunk, mesh = self.chunk_size, self.mesh
+        updater = self._updater(static)
 
         def loss_fn(params, batch, key, indices):
             return self._loss(configuration, eqx.combine(params, static), batch, key, indices)
@@ -297,9 +395,10 @@ class GeneralTrainer:
                 params, opt_state, losses = carry
                 draw_key, loss_key = _split_step(key_base, start + i)
                 batch = feed(i, indices[i], draw_key)
+                if mesh is not None:
+                    batch = shard_batch(batch, mesh)
                 loss, grads = jax.value_and_grad(loss_fn)(params, batch, loss_key, indices[i])
-                updates, opt_state = optimizer.update(grads, opt_state, params)
-                params = optax.apply_updates(params, updates)
+                params, opt_state = updater.update(params, grads, opt_state, indices[i])
                 return params, opt_state, losses.at[i].set(loss)
 
             losses = jnp.zeros(chunk, dtype=loss_dtype)
@@ -307,14 +406,14 @@ class GeneralTrainer:
 
         return jax.jit(run_chunk, donate_argnums=(0, 1))
 
-    def _chunk_runner(self, stage, static, feed_static, loss_dtype):
+    def _chunk_runner(self, stage, batch_size, static, feed_static, loss_dtype):
         # reuse the compiled update across calls with the same kind of model
         leaves, treedef = jax.tree_util.tree_flatten(static)
         make = lambda: self._make_chunk_runner(  # noqa: E731
             stage.configuration, static, feed_static, loss_dtype
         )
         try:
-            cache_key = (stage.index, treedef, tuple(leaves))
+            cache_key = (stage.index, batch_size, treedef, tuple(leaves))
             hash(cache_key)
         except TypeError:
             return make()
@@ -338,17 +437,161 @@ class GeneralTrainer:
     def _next_boundary(self, step: int, stage_end: int) -> int:
         periods = [self.chunk_size]
         if self.callback_fn is not None:
-            periods.append(self.callback_fn.every)
+            periods.append(getattr(self.callback_fn, "every", 1))
         if self.checkpoint_every is not None:
             periods.append(self.checkpoint_every)
         nxt = min((step // p + 1) * p for p in periods)
         return min(nxt, stage_end)
+
+    def _updater(self, static):
+        if self.per_sample is None:
+            return _DenseUpdate(self.optimizer)
+        return _RowSparseUpdate(
+            self.optimizer,
+            self.per_sample_optimizer or self.optimizer,
+            self._table_mask,
+            self.source.num_samples,
+        )
+
+    def _select(self, where, model, name):
+        false = jax.tree_util.tree_map(lambda _: False, model)
+        try:
+            return eqx.tree_at(
+                where, false, replace_fn=lambda sub: jax.tree_util.tree_map(lambda _: True, sub)
+            )
+        except Exception as error:
+            raise ValueError(
+                f"`{name}` must select parts of the model, like an `eqx.tree_at` `where` "
+                f"(e.g. lambda m: m.codes): {type(error).__name__}: {error}"
+            ) from error
+
+    def _trainable_mask(self, model):
+        """Which leaves train: the floating-point arrays the `trainable` filter selects."""
+        inexact = jax.tree_util.tree_map(eqx.is_inexact_array, model)
+        if self.trainable is None:
+            return inexact
+        if callable(self.trainable) and not isinstance(self.trainable, eqx.Module):
+            chosen = self._select(self.trainable, model, "trainable")
+        else:
+            chosen = self.trainable
+        try:
+            mask = jax.tree_util.tree_map(lambda a, b: bool(a) and bool(b), inexact, chosen)
+        except ValueError as error:
+            raise ValueError(
+                "`trainable`: a PyTree of bools must have the model's structure: "
+                f"{error}"
+            ) from error
+        if not any(jax.tree_util.tree_leaves(mask)):
+            raise ValueError(
+                "`trainable` selects no floating-point array of the model: nothing would "
+                "train."
+            )
+        return mask
+
+    def _check_tables(self, model, trainable_mask):
+        """The mask of the per-sample tables, checked: trained leaves with one row per sample."""
+        chosen = self._select(self.per_sample, model, "per_sample")
+        tables = jax.tree_util.tree_map(lambda a, b: a and b, trainable_mask, chosen)
+        leaves = [
+            leaf
+            for leaf, is_table in zip(
+                jax.tree_util.tree_leaves(model), jax.tree_util.tree_leaves(tables)
+            )
+            if is_table
+        ]
+        if not leaves:
+            raise ValueError("`per_sample` selects no trained floating-point array of the model.")
+        for leaf in leaves:
+            if leaf.ndim == 0 or leaf.shape[0] != self.source.num_samples:
+                raise ValueError(
+                    f"`per_sample` tables need one row per sample ({self.source.num_samples}); "
+                    f"got an array of shape {tuple(leaf.shape)}."
+                )
+        # the tables' mask over the trained parameters only
+        return eqx.filter(tables, trainable_mask)
 
     def check_model(self, model) -> None:
         """Raise a clear error if `model` does not fit every configuration and the data."""
         for configuration, _ in self.stages:
             example = self.source.example_batch(configuration, self.batch_size)
             configuration.check_model(model, example)
+
+    def full_loss(self, model, *, key=None):
+        """The configuration's loss over all windows (or samples) at once.
+
+        A pure function of `model` (jit, grad and vmap pass through), e.g. to
+        map a loss landscape over a grid of models. `key` is the
+        configuration's `key=` (default `None`). Only for one configuration
+        (not a curriculum) and for `Trajectories` or `Samples`.
+
+        ```python
+        data = tx.sample_data.advection_1d_periodic(num_samples=4, key=jr.PRNGKey(0))
+        trainer = tx.trainer.SupervisedTrainer(data, optimizer=optax.sgd(0.1),
+                                               num_training_steps=1, batch_size=8)
+        model = tx.nn.LinearConvStepper(1, kernel_size=2, key=jr.PRNGKey(1))
+        trainer.full_loss(model)   # a scalar
+        ```
+        """
+        if len(self.stages) != 1:
+            raise TypeError("`full_loss` needs a single configuration, not a curriculum.")
+        configuration = self.stages[0][0]
+        if isinstance(self.source, Trajectories):
+            batch = self.source.all_windows(configuration)
+        elif hasattr(self.source, "all_samples"):
+            batch = self.source.all_samples()
+        else:
+            raise TypeError(
+                f"`full_loss` needs a finite data set; {type(self.source).__name__} draws "
+                "new data at every step."
+            )
+        indices = jnp.arange(jax.tree_util.tree_leaves(batch)[0].shape[0])
+        return self._loss(configuration, model, batch, key, indices)
+
+    def __repr__(self) -> str:
+        configuration = (
+            repr(self.stages[0][0])
+            if len(self.stages) == 1
+            else f"Curriculum({len(self.stages)} stages)"
+        )
+        fields = {
+            "source": f"{type(self.source).__name__}({_describe_source(self.source)})",
+            "configuration": configuration.replace("\n", "\n  "),
+            "optimizer": _describe_optimizer(self.optimizer),
+            "num_training_steps": self.num_training_steps,
+            "batch_size": self.batch_size,
+            "ref_stepper": None if self.ref_stepper is None else type(self.ref_stepper).__name__,
+            "residuum_fn": None if self.residuum_fn is None else getattr(
+                self.residuum_fn, "__name__", type(self.residuum_fn).__name__
+            ),
+            "callback_fn": None if self.callback_fn is None else type(self.callback_fn).__name__,
+            "chunk_size": self.chunk_size,
+            "nan_policy": repr(self.nan_policy),
+            "checkpoint_path": None if self.checkpoint_path is None else repr(
+                os.fspath(self.checkpoint_path)
+            ),
+        }
+        body = ",\n".join(f"  {name}={value}" for name, value in fields.items())
+        return f"{type(self).__name__}(\n{body}\n)"
+
+    def _checked_loss_dtype(self, model):
+        """Check `model` and find the loss dtype, once per kind of model: both trace
+        the configuration, which costs more than many small training steps."""
+        leaves, treedef = jax.tree_util.tree_flatten(model)
+        signature = (treedef, tuple(
+            (leaf.shape, leaf.dtype) if isinstance(leaf, (jax.Array, np.ndarray)) else leaf
+            for leaf in leaves
+        ))
+        try:
+            hash(signature)
+        except TypeError:
+            signature = None
+        if signature is not None and signature in self._checked:
+            return self._checked[signature]
+        self.check_model(model)
+        dtype = self._loss_dtype(model)
+        if signature is not None:
+            self._checked[signature] = dtype
+        return dtype
 
     def _loss_dtype(self, model):
         configuration = self.stages[0][0]
@@ -376,14 +619,38 @@ class GeneralTrainer:
         self,
         model,
         key=None,
+        opt_state=None,
         *,
         return_loss_history: bool = True,
+        record_loss_every: int = 1,
+        spawn_tqdm: Optional[bool] = None,
         resume_from: Optional[Union[str, os.PathLike]] = None,
     ):
-        self.check_model(model)
-        loss_dtype = self._loss_dtype(model)
-        params, static = eqx.partition(model, eqx.is_inexact_array)
-        opt_state = self.optimizer.init(params)
+        """Train `model`; see the class docstring for what comes back.
+
+        **Arguments:**
+
+        - `model`: the model (any PyTree; its floating-point arrays train).
+        - `key`: a JAX PRNG key: the minibatch permutations and the per-step
+            keys derive from it.
+        - `opt_state`: an optimizer state to start from (default
+            `optimizer.init` of the model's parameters).
+        - `return_loss_history`: return the loss history (default True).
+        - `record_loss_every`: keep every k-th step's loss in the returned
+            history (default 1: all).
+        - `spawn_tqdm`: show the progress bar (default: the constructor's
+            `progress_bar`).
+        - `resume_from`: a checkpoint written by this trainer; training goes
+            on from its step, to this trainer's `num_training_steps`.
+        """
+        record_loss_every = positive_int("record_loss_every", record_loss_every)
+        loss_dtype = self._checked_loss_dtype(model)
+        mask = self._trainable_mask(model)
+        if self.per_sample is not None:
+            self._table_mask = self._check_tables(model, mask)
+        params, static = eqx.partition(model, mask)
+        if opt_state is None:
+            opt_state = self._updater(static).init(params)
         total = self.num_training_steps
         loss_history = np.full(total, np.nan, dtype=loss_dtype)
         step = 0
@@ -404,28 +671,37 @@ class GeneralTrainer:
         # fresh buffers: the chunk runner donates them
         params = jax.tree_util.tree_map(jnp.array, params)
         opt_state = jax.tree_util.tree_map(jnp.array, opt_state)
+        if self.mesh is not None:
+            params, opt_state = replicate((params, opt_state), self.mesh)
+            key_base = replicate(key_base, self.mesh)
 
         callback_history = []
         nan_seen = False
-        bar = tqdm(total=total, initial=step, disable=not self.progress_bar, desc="training")
+        show = self.progress_bar if spawn_tqdm is None else bool(spawn_tqdm)
+        bar = tqdm(total=total, initial=step, disable=not show, desc="training")
         try:
             for stage in self._stages(raw_key):
                 if stage.end <= step and stage.index < len(self.stages) - 1:
                     continue
-                run_chunk = None  # compiled lazily: a finished stage needs none
+                runners = {}  # compiled lazily, per minibatch size
                 while step < stage.end:
                     self._run_callback(step, params, static, opt_state, stage, key_base,
                                        loss_history, callback_history)
-                    end = self._next_boundary(step, stage.end)
-                    indices = stage.indices(step, end - step, self.chunk_size, self.batch_size)
+                    end = stage.chunk_end(step, self._next_boundary(step, stage.end))
+                    indices = stage.indices(step, end - step, self.chunk_size)
                     feed = self._stage_feed(stage, indices)
                     feed_dynamic, feed_static = eqx.partition(feed, eqx.is_array)
-                    if run_chunk is None:
-                        run_chunk = self._chunk_runner(stage, static, feed_static, loss_dtype)
-                    params, opt_state, losses = run_chunk(
+                    if self.mesh is not None:
+                        feed_dynamic, indices = replicate((feed_dynamic, indices), self.mesh)
+                    size = indices.shape[1]
+                    if size not in runners:
+                        runners[size] = self._chunk_runner(
+                            stage, size, static, feed_static, loss_dtype
+                        )
+                    params, opt_state, losses = runners[size](
                         params, opt_state, feed_dynamic, indices, key_base, step, end - step
                     )
-                    losses = np.asarray(losses)[: end - step]
+                    losses = to_host(losses)[: end - step]
                     loss_history[step:end] = losses
                     nan_seen = self._check_finite(losses, step, nan_seen)
                     step = end
@@ -446,7 +722,7 @@ class GeneralTrainer:
         model = eqx.combine(params, static)
         outputs = [model]
         if return_loss_history:
-            outputs.append(loss_history)
+            outputs.append(loss_history[::record_loss_every])
         if self.callback_fn is not None:
             outputs.append(callback_history)
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
@@ -469,7 +745,7 @@ class GeneralTrainer:
 
     def _batch_at(self, stage, step, key_base):
         """The minibatch, keys and indices that training step `step` uses."""
-        indices = stage.indices(step, 1, 1, self.batch_size)
+        indices = stage.indices(step, 1, 1)
         draw_key, loss_key = _split_step(key_base, step)
         feed = self._stage_feed(stage, indices)
         batch = feed(0, jnp.asarray(indices[0]), draw_key)
@@ -480,10 +756,17 @@ class GeneralTrainer:
         self, step, params, static, opt_state, stage, key_base, loss_history, callback_history
     ):
         callback = self.callback_fn
-        if callback is None or step % callback.every != 0:
+        if callback is None or step % getattr(callback, "every", 1) != 0:
             return
         configuration = stage.configuration
         batch, loss_key, indices = self._batch_at(stage, step, key_base)
+        if not isinstance(callback, BaseCallback):
+            # the rollout taxonomy's protocol: fn(update_i, model, batch) at every
+            # update step, one output per step
+            if step < self.num_training_steps:
+                model = eqx.combine(jax.tree_util.tree_map(jnp.copy, params), static)
+                callback_history.append(callback(step, model, batch))
+            return
 
         # one function per stage: callbacks that jit it (Loss, GradNorm) then
         # compile once instead of at every call
@@ -524,3 +807,78 @@ class _BoundLoss(eqx.Module):
 
     def __call__(self, model, batch):
         return self.loss_fn(model, batch, key=self.key, indices=self.indices)
+
+
+def _describe_source(source) -> str:
+    if isinstance(source, Trajectories):
+        return "trajectories of shape " + str(tuple(source.trajectories.shape))
+    if hasattr(source, "num_samples"):
+        return f"{source.num_samples} samples"
+    return getattr(source.fn, "__name__", type(source.fn).__name__)
+
+
+def _describe_optimizer(optimizer) -> str:
+    # optax transformations are NamedTuples of closures: name what made them
+    init = getattr(optimizer, "init", None)
+    qualname = getattr(init, "__qualname__", "")
+    return qualname.split(".<locals>")[0] if qualname else type(optimizer).__name__
+
+
+class _DenseUpdate:
+    """The optimizer step on every trained leaf."""
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+
+    def init(self, params):
+        return self.optimizer.init(params)
+
+    def update(self, params, grads, opt_state, indices):
+        updates, opt_state = self.optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+
+class _RowSparseUpdate:
+    """The dense step for the networks, a row-sparse one for per-sample tables.
+
+    The tables' optimizer runs on the minibatch's rows only (parameters,
+    gradients and the state leaves with one row per sample, gathered), and
+    the results are scattered back: rows outside the batch are untouched.
+    """
+
+    def __init__(self, optimizer, table_optimizer, table_mask, num_samples):
+        self.optimizer, self.table_optimizer = optimizer, table_optimizer
+        self.table_mask, self.num_samples = table_mask, num_samples
+
+    def _split(self, tree):
+        tables, dense = eqx.partition(tree, self.table_mask)
+        return dense, tables
+
+    def _is_row(self, leaf):
+        return getattr(leaf, "ndim", 0) >= 1 and leaf.shape[0] == self.num_samples
+
+    def init(self, params):
+        dense, tables = self._split(params)
+        return self.optimizer.init(dense), self.table_optimizer.init(tables)
+
+    def update(self, params, grads, opt_state, indices):
+        dense_state, table_state = opt_state
+        dense, tables = self._split(params)
+        dense_grads, table_grads = self._split(grads)
+        updates, dense_state = self.optimizer.update(dense_grads, dense_state, dense)
+        dense = optax.apply_updates(dense, updates)
+
+        rows = lambda tree: jax.tree_util.tree_map(lambda x: x[indices], tree)  # noqa: E731
+        state_rows = jax.tree_util.tree_map(
+            lambda x: x[indices] if self._is_row(x) else x, table_state
+        )
+        row_updates, new_rows = self.table_optimizer.update(
+            rows(table_grads), state_rows, rows(tables)
+        )
+        tables = jax.tree_util.tree_map(lambda x, u: x.at[indices].add(u), tables, row_updates)
+        table_state = jax.tree_util.tree_map(
+            lambda old, new: old.at[indices].set(new) if self._is_row(old) else new,
+            table_state,
+            new_rows,
+        )
+        return eqx.combine(dense, tables), (dense_state, table_state)

@@ -2,51 +2,76 @@
 
 from __future__ import annotations
 
+import functools
+import math
+
 import jax
+import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
 from .._checks import positive_int
 
 
-def _key_words(key) -> tuple[int, ...]:
-    key = jax.numpy.asarray(key)
-    if jax.numpy.issubdtype(key.dtype, jax.dtypes.prng_key):
+@functools.lru_cache(maxsize=None)
+def _permute(num_samples: int, num_epochs: int):
+    """A compiled `key -> (permutations of num_epochs epochs, the next key)`.
+
+    One dispatch draws a block of epochs: a dispatch per epoch cost more than
+    the training steps of small models with small data.
+    """
+
+    @jax.jit
+    def draw(key):
+        def epoch(key, _):
+            return jr.split(key)[0], jr.permutation(key, num_samples)
+
+        next_key, orders = jax.lax.scan(epoch, key, None, length=num_epochs)
+        return orders, next_key
+
+    return draw
+
+
+def _raw_key(key):
+    key = jnp.asarray(key)
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         key = jr.key_data(key)
-    return tuple(int(word) for word in np.asarray(key).ravel())
+    return jax.device_put(key, jax.local_devices(backend="cpu")[0])
 
 
 class PermutationMixer:
     """Draws minibatch indices epoch by epoch from a key.
 
-    The index stream is the concatenation of one random permutation of
-    `range(num_samples)` per epoch, and minibatch `i` is positions
-    `i * batch_size ... (i + 1) * batch_size - 1` of that stream. So every
-    sample appears exactly once in each epoch's `num_samples` consecutive
-    draws, every minibatch has the same shape (one compiled update serves all
-    steps), and minibatch `i` depends only on `(key, i)`: resuming at step `i`
-    draws what an uninterrupted run draws. When `batch_size` does not divide
-    `num_samples`, one minibatch spans the end of one epoch and the start of
-    the next.
+    Epoch `e` visits the samples in the order `jax.random.permutation(k_e,
+    num_samples)`, where `k_0 = key` and `k_{e+1} = jax.random.split(k_e)[0]`.
+    Its minibatches are taken from that permutation in order, `batch_size` at
+    a time; when `batch_size` does not divide `num_samples` the last
+    minibatch of each epoch is **smaller** (the remainder), never filled from
+    the next epoch. So every sample appears exactly once per epoch, an epoch
+    has `ceil(num_samples / batch_size)` steps, and minibatch `i` depends only
+    on `(key, i)`: resuming at step `i` draws what an uninterrupted run draws.
 
-    The permutations are drawn on the host (NumPy's PCG64, seeded by the JAX
-    key's words and the epoch number), once per epoch: a sort on the device
-    per chunk of steps cost more than the training steps of small models.
+    The permutations are drawn outside the compiled training loop, a block of
+    epochs per dispatch.
 
     **Arguments:**
 
-    - `num_samples`: the number of windows to draw from.
+    - `num_samples`: the number of windows or samples to draw from.
     - `batch_size`: the minibatch size (at most `num_samples`).
     - `key`: a JAX PRNG key.
+    - `epochs_per_draw`: how many epochs' permutations one dispatch draws
+        (default 64; the trainer passes what its steps need). The stream does
+        not depend on it.
 
     ```python
-    mixer = tx.PermutationMixer(100, 32, key=jax.random.PRNGKey(0))
-    mixer(0)              # (32,) indices of minibatch 0
-    mixer.chunk(0, 10)    # (10, 32) indices of minibatches 0..9
+    mixer = tx.PermutationMixer(10, 4, key=jax.random.PRNGKey(0))
+    mixer(0), mixer(1)    # two minibatches of 4
+    mixer(2)              # the epoch's last minibatch: 2 indices
+    mixer.chunk(3, 2)     # (2, 4) indices of minibatches 3 and 4 (next epoch)
     ```
     """
 
-    def __init__(self, num_samples: int, batch_size: int, *, key):
+    def __init__(self, num_samples: int, batch_size: int, *, key, epochs_per_draw: int = 64):
         positive_int("num_samples", num_samples)
         positive_int("batch_size", batch_size)
         if batch_size > num_samples:
@@ -56,30 +81,58 @@ class PermutationMixer:
             )
         self.num_samples = num_samples
         self.batch_size = batch_size
-        self._seed = _key_words(key)
+        self.steps_per_epoch = math.ceil(num_samples / batch_size)
+        # epochs are drawn in blocks (of at most about a million indices)
+        positive_int("epochs_per_draw", epochs_per_draw)
+        self._block = max(1, min(epochs_per_draw, 2**20 // num_samples))
+        self._keys = [_raw_key(key)]  # the key of each block's first epoch
         self._cache: dict[int, np.ndarray] = {}
 
     def permutation(self, epoch: int) -> np.ndarray:
-        """The order in which epoch `epoch` visits the samples."""
-        epoch = int(epoch)
-        if epoch not in self._cache:
-            if len(self._cache) >= 4:  # a chunk rarely spans more epochs
+        """The order in which epoch `epoch` visits the samples (read-only)."""
+        block, offset = divmod(int(epoch), self._block)
+        if block not in self._cache:
+            draw = _permute(self.num_samples, self._block)
+            while len(self._keys) <= block:  # walk the key chain, block by block
+                self._keys.append(draw(self._keys[-1])[1])
+            orders = np.array(draw(self._keys[block])[0], dtype=np.int32)
+            orders.setflags(write=False)
+            if len(self._cache) >= 2:  # a chunk rarely spans more than two blocks
                 self._cache.pop(next(iter(self._cache)))
-            rng = np.random.default_rng(np.random.SeedSequence(self._seed + (epoch,)))
-            self._cache[epoch] = rng.permutation(self.num_samples).astype(np.int32)
-        return self._cache[epoch]
+            self._cache[block] = orders
+        return self._cache[block][offset]
+
+    def batch_size_at(self, step: int) -> int:
+        """The size of minibatch `step` (smaller at the end of an epoch)."""
+        position = int(step) % self.steps_per_epoch
+        return min(self.batch_size, self.num_samples - position * self.batch_size)
+
+    def next_short_step(self, step: int):
+        """The first step `>= step` whose minibatch is smaller, or `None`."""
+        if self.num_samples % self.batch_size == 0:
+            return None
+        last = self.steps_per_epoch - 1
+        epoch, position = divmod(int(step), self.steps_per_epoch)
+        return epoch * self.steps_per_epoch + last if position <= last else None
 
     def __call__(self, step: int) -> np.ndarray:
-        """The indices of minibatch `step`, shape `(batch_size,)`."""
-        return self.chunk(step, 1)[0]
+        """The indices of minibatch `step`, shape `(batch_size_at(step),)`."""
+        epoch, position = divmod(int(step), self.steps_per_epoch)
+        start = position * self.batch_size
+        # a copy: the caller may write into it without touching the cache
+        return self.permutation(epoch)[start : start + self.batch_size].copy()
 
     def chunk(self, start_step: int, num_steps: int) -> np.ndarray:
-        """The indices of minibatches `start_step .. start_step + num_steps - 1`."""
-        n, b = self.num_samples, self.batch_size
-        first, last = int(start_step) * b, (int(start_step) + int(num_steps)) * b
-        first_epoch, last_epoch = first // n, (last - 1) // n
-        stream = np.concatenate(
-            [self.permutation(e) for e in range(first_epoch, last_epoch + 1)]
-        )
-        offset = first - first_epoch * n
-        return stream[offset : offset + (last - first)].reshape(int(num_steps), b)
+        """The indices of minibatches `start_step .. start_step + num_steps - 1`.
+
+        Returns `(num_steps, b)`; every minibatch of the chunk must have the
+        same size `b` (a smaller last minibatch of an epoch is a chunk of its own).
+        """
+        rows = [self(step) for step in range(int(start_step), int(start_step) + int(num_steps))]
+        sizes = {len(row) for row in rows}
+        if len(sizes) > 1:
+            raise ValueError(
+                "`chunk` spans minibatches of different sizes (the smaller last one of "
+                "an epoch); take it as a chunk of its own."
+            )
+        return np.stack(rows)

@@ -6,12 +6,28 @@ from typing import Callable
 
 from ..configuration import (
     DivertedChain,
+    DivertedChainBranchOne,
     MixChainPostPhysics,
     Residuum,
     Supervised,
 )
 from ..loss import BaseLoss, MSELoss
 from ._general import GeneralTrainer
+from ._sources import AbstractDataSource, Trajectories
+
+
+def _taxonomy_windows(data_trajectories, configuration, do_sub_stacking, kwargs):
+    """Windows of `num_rollout_steps + 1` levels for every named trainer (as the
+    rollout taxonomy cuts them), also where the configuration uses one state;
+    the mix chain's windows also hold its post-physics levels."""
+    if isinstance(data_trajectories, AbstractDataSource):
+        return data_trajectories
+    return Trajectories(
+        data_trajectories,
+        window_length=max(configuration.num_rollout_steps + 1, configuration.window_length),
+        do_sub_stacking=do_sub_stacking,
+        host=kwargs.pop("host_data", None),
+    )
 
 
 class SupervisedTrainer(GeneralTrainer):
@@ -19,19 +35,30 @@ class SupervisedTrainer(GeneralTrainer):
     in a [`GeneralTrainer`][trainax.trainer.GeneralTrainer].
 
     ```python
+    data = tx.sample_data.advection_1d_periodic(num_samples=4, key=jr.PRNGKey(0))
+    model = tx.nn.LinearConvStepper(1, kernel_size=2, key=jr.PRNGKey(1))
     trainer = tx.trainer.SupervisedTrainer(data, num_rollout_steps=5,
-        optimizer=optax.adam(1e-3), num_training_steps=1000, batch_size=32)
+        optimizer=optax.adam(1e-3), num_training_steps=50, batch_size=32,
+        progress_bar=False)
     model, loss_history = trainer(model, key=jax.random.PRNGKey(0))
     ```
 
     Configuration arguments: `num_rollout_steps`, `time_level_loss`,
     `cut_bptt`, `cut_bptt_every`, `time_level_weights`, `remat`; every other
     keyword goes to `GeneralTrainer`.
+
+    The trajectories `data_trajectories` are cut into windows of
+    `num_rollout_steps + 1` time levels (for every named trainer, as in the
+    rollout taxonomy; the mix chain's windows also hold its post-physics
+    levels); `do_sub_stacking=False` takes only the first window of each
+    trajectory. A `GeneralTrainer` given a configuration alone cuts the
+    windows that configuration needs, so configurations that use one state
+    (`DivertedChain`, `Residuum`) start from every state of the data.
     """
 
     def __init__(
         self,
-        trajectories,
+        data_trajectories,
         *,
         optimizer,
         num_training_steps: int,
@@ -42,6 +69,7 @@ class SupervisedTrainer(GeneralTrainer):
         cut_bptt_every: int = 1,
         time_level_weights=None,
         remat: bool = False,
+        do_sub_stacking: bool = True,
         **trainer_kwargs,
     ):
         configuration = Supervised(
@@ -52,8 +80,11 @@ class SupervisedTrainer(GeneralTrainer):
             time_level_weights=time_level_weights,
             remat=remat,
         )
+        data = _taxonomy_windows(
+            data_trajectories, configuration, do_sub_stacking, trainer_kwargs
+        )
         super().__init__(
-            trajectories, configuration, optimizer, num_training_steps, batch_size,
+            data, configuration, optimizer, num_training_steps, batch_size,
             **trainer_kwargs,
         )
 
@@ -70,7 +101,7 @@ class DivertedChainTrainer(GeneralTrainer):
 
     def __init__(
         self,
-        trajectories,
+        data_trajectories,
         *,
         ref_stepper: Callable,
         optimizer,
@@ -85,6 +116,7 @@ class DivertedChainTrainer(GeneralTrainer):
         time_level_weights=None,
         branch_level_weights=None,
         remat: bool = False,
+        do_sub_stacking: bool = True,
         **trainer_kwargs,
     ):
         configuration = DivertedChain(
@@ -98,31 +130,72 @@ class DivertedChainTrainer(GeneralTrainer):
             branch_level_weights=branch_level_weights,
             remat=remat,
         )
+        data = _taxonomy_windows(
+            data_trajectories, configuration, do_sub_stacking, trainer_kwargs
+        )
         super().__init__(
-            trajectories, configuration, optimizer, num_training_steps, batch_size,
+            data, configuration, optimizer, num_training_steps, batch_size,
             ref_stepper=ref_stepper, **trainer_kwargs,
         )
 
 
-class DivertedChainBranchOneTrainer(DivertedChainTrainer):
-    """Diverted chain with one-step branches (`num_branch_steps=1`) against
-    `ref_stepper`; the other arguments as in
-    [`DivertedChainTrainer`][trainax.trainer.DivertedChainTrainer].
+class DivertedChainBranchOneTrainer(GeneralTrainer):
+    """Diverted chain with one-step branches against `ref_stepper`:
+    [`DivertedChainBranchOne`][trainax.configuration.DivertedChainBranchOne]
+    in a [`GeneralTrainer`][trainax.trainer.GeneralTrainer].
 
     ```python
+    data, stepper = tx.sample_data.advection_1d_periodic(
+        num_samples=4, key=jr.PRNGKey(0), return_stepper=True)
     trainer = tx.trainer.DivertedChainBranchOneTrainer(data,
         ref_stepper=stepper, num_rollout_steps=5, optimizer=optax.adam(1e-3),
         num_training_steps=1000, batch_size=32)
     ```
+
+    Configuration arguments: `num_rollout_steps`, `time_level_loss`,
+    `cut_bptt`, `cut_bptt_every`, `cut_div_chain`, `time_level_weights`,
+    `remat`.
     """
 
-    def __init__(self, trajectories, **kwargs):
-        if "num_branch_steps" in kwargs:
+    def __init__(
+        self,
+        data_trajectories,
+        *,
+        ref_stepper: Callable,
+        optimizer,
+        num_training_steps: int,
+        batch_size: int,
+        num_rollout_steps: int = 1,
+        time_level_loss: BaseLoss = MSELoss(),
+        cut_bptt: bool = False,
+        cut_bptt_every: int = 1,
+        cut_div_chain: bool = False,
+        time_level_weights=None,
+        remat: bool = False,
+        do_sub_stacking: bool = True,
+        **trainer_kwargs,
+    ):
+        if "num_branch_steps" in trainer_kwargs:
             raise TypeError(
                 "DivertedChainBranchOneTrainer fixes `num_branch_steps` to 1; use "
                 "DivertedChainTrainer for longer branches."
             )
-        super().__init__(trajectories, num_branch_steps=1, **kwargs)
+        configuration = DivertedChainBranchOne(
+            num_rollout_steps,
+            time_level_loss=time_level_loss,
+            cut_bptt=cut_bptt,
+            cut_bptt_every=cut_bptt_every,
+            cut_div_chain=cut_div_chain,
+            time_level_weights=time_level_weights,
+            remat=remat,
+        )
+        data = _taxonomy_windows(
+            data_trajectories, configuration, do_sub_stacking, trainer_kwargs
+        )
+        super().__init__(
+            data, configuration, optimizer, num_training_steps, batch_size,
+            ref_stepper=ref_stepper, **trainer_kwargs,
+        )
 
 
 class MixChainPostPhysicsTrainer(GeneralTrainer):
@@ -133,7 +206,7 @@ class MixChainPostPhysicsTrainer(GeneralTrainer):
 
     def __init__(
         self,
-        trajectories,
+        data_trajectories,
         *,
         ref_stepper: Callable,
         optimizer,
@@ -146,6 +219,7 @@ class MixChainPostPhysicsTrainer(GeneralTrainer):
         cut_bptt_every: int = 1,
         time_level_weights=None,
         remat: bool = False,
+        do_sub_stacking: bool = True,
         **trainer_kwargs,
     ):
         configuration = MixChainPostPhysics(
@@ -157,8 +231,11 @@ class MixChainPostPhysicsTrainer(GeneralTrainer):
             time_level_weights=time_level_weights,
             remat=remat,
         )
+        data = _taxonomy_windows(
+            data_trajectories, configuration, do_sub_stacking, trainer_kwargs
+        )
         super().__init__(
-            trajectories, configuration, optimizer, num_training_steps, batch_size,
+            data, configuration, optimizer, num_training_steps, batch_size,
             ref_stepper=ref_stepper, **trainer_kwargs,
         )
 
@@ -170,7 +247,7 @@ class ResiduumTrainer(GeneralTrainer):
 
     def __init__(
         self,
-        trajectories,
+        data_trajectories,
         *,
         residuum_fn: Callable,
         optimizer,
@@ -184,6 +261,7 @@ class ResiduumTrainer(GeneralTrainer):
         cut_next: bool = False,
         time_level_weights=None,
         remat: bool = False,
+        do_sub_stacking: bool = True,
         **trainer_kwargs,
     ):
         configuration = Residuum(
@@ -196,7 +274,10 @@ class ResiduumTrainer(GeneralTrainer):
             time_level_weights=time_level_weights,
             remat=remat,
         )
+        data = _taxonomy_windows(
+            data_trajectories, configuration, do_sub_stacking, trainer_kwargs
+        )
         super().__init__(
-            trajectories, configuration, optimizer, num_training_steps, batch_size,
+            data, configuration, optimizer, num_training_steps, batch_size,
             residuum_fn=residuum_fn, **trainer_kwargs,
         )

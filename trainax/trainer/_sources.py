@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PyTree
 
+from .._checks import positive_int
 from ._substack import (
     HostSubStacker,
     TrajectorySubStacker,
@@ -89,7 +90,8 @@ class _GatherFeed(eqx.Module):
 
 class _ChunkFeed(eqx.Module):
     # (chunk, B, ...) per leaf: the chunk's minibatches, read on the host
-    batches: PyTree[Array]
+    # (NumPy arrays, moved to the device by the compiled loop's call)
+    batches: PyTree
 
     def __call__(self, position, indices, key):
         return jax.tree_util.tree_map(lambda leaf: leaf[position], self.batches)
@@ -120,6 +122,12 @@ class Trajectories(AbstractDataSource):
     **Arguments:**
 
     - `trajectories`: `(S, T+1, C, *N)`, floating point.
+    - `window_length`: cut windows of this many time levels instead of the
+        configuration's own (at least that many; the named trainers use
+        `num_rollout_steps + 1` for every configuration, as the rollout
+        taxonomy does).
+    - `do_sub_stacking`: `False` takes only the first window of each
+        trajectory (default `True`: every window).
     - `host`: gather windows on the host. Default: on for array-likes that
         are not in memory, off for JAX and NumPy arrays.
 
@@ -130,7 +138,18 @@ class Trajectories(AbstractDataSource):
     ```
     """
 
-    def __init__(self, trajectories, *, host: Optional[bool] = None):
+    def __init__(
+        self,
+        trajectories,
+        *,
+        window_length: Optional[int] = None,
+        do_sub_stacking: bool = True,
+        host: Optional[bool] = None,
+    ):
+        if window_length is not None:
+            positive_int("window_length", window_length)
+        self.window_length = window_length
+        self.do_sub_stacking = bool(do_sub_stacking)
         if isinstance(trajectories, AbstractDataSource):
             raise TypeError("`trajectories` is already a data source; pass it directly.")
         self.host = is_host_source(trajectories) if host is None else bool(host)
@@ -165,20 +184,42 @@ class Trajectories(AbstractDataSource):
                 f"{type(configuration).__name__} trains on samples, not trajectory "
                 "windows: pass the data as tx.trainer.Samples(...) (or a Sampler)."
             )
+        if self.window_length is not None:
+            if self.window_length < window:
+                raise ValueError(
+                    f"`window_length` ({self.window_length}) is shorter than the "
+                    f"{window} time levels {type(configuration).__name__} needs."
+                )
+            window = self.window_length
         return window
 
+    def _data(self, configuration):
+        """The trajectories windows are cut from: only the first window of each
+        when not sub-stacking."""
+        if self.do_sub_stacking:
+            return self.trajectories
+        return self.trajectories[:, : self._window(configuration)]
+
     def num_items(self, configuration) -> int:
-        return count_windows(self.trajectories.shape, self._window(configuration))
+        return count_windows(self._data(configuration).shape, self._window(configuration))
 
     def check(self, configuration, batch_size: int) -> None:
         _check_trajectories(self.trajectories, self._window(configuration))
 
     def feed(self, configuration, batch_size: int) -> eqx.Module:
-        return _WindowFeed(TrajectorySubStacker(self.trajectories, self._window(configuration)))
+        window = self._window(configuration)
+        return _WindowFeed(TrajectorySubStacker(self._data(configuration), window))
 
     def host_chunk(self, configuration, indices) -> eqx.Module:
-        stacker = HostSubStacker(self.trajectories, self._window(configuration))
+        stacker = HostSubStacker(self._data(configuration), self._window(configuration))
         return _ChunkFeed(stacker(indices))
+
+    def all_windows(self, configuration):
+        """Every window at once, `(num_windows, W, C, *N)`."""
+        indices = np.arange(self.num_items(configuration))
+        if self.host:
+            return jnp.asarray(self.host_chunk(configuration, indices).batches)
+        return self.feed(configuration, 0).substacker(jnp.asarray(indices))
 
     def example_batch(self, configuration, batch_size: int):
         shape = (batch_size, self._window(configuration)) + tuple(self.trajectories.shape[2:])
@@ -286,6 +327,10 @@ class Samples(AbstractDataSource):
             lambda leaf: jax.ShapeDtypeStruct((batch_size,) + tuple(leaf.shape[1:]), leaf.dtype),
             self.samples,
         )
+
+    def all_samples(self):
+        """Every sample at once (the PyTree itself, on the device)."""
+        return jax.tree_util.tree_map(jnp.asarray, self.samples)
 
 
 class Sampler(AbstractDataSource):

@@ -41,7 +41,9 @@ def substack_trajectories(
     `s + 1`.
 
     ```python
+    data = jnp.zeros((3, 11, 1, 16))                     # (S, T+1, C, *N)
     windows = tx.trainer.substack_trajectories(data, 6)  # for 5 rollout steps
+    windows.shape                                        # (18, 6, 1, 16)
     ```
     """
     positive_int("window", window)
