@@ -59,7 +59,7 @@ def rollout_nrmse(stepper, trajectories, num_steps):
         every=1, trajectories=trajectories[:, : num_steps + 1],
         metric=tx.loss.Normalized_RMSELoss(),
     )
-    return validation(0, stepper, None)
+    return validation.compute(0, stepper, None)
 
 
 def main():

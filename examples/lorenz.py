@@ -40,8 +40,8 @@ class ResidualMLP(eqx.Module):
 def main():
     data = tx.sample_data.lorenz_rk4(
         num_samples=40 if SMALL else 100, temporal_horizon=100, dt=0.01,
-        warmup_steps=300, key=jax.random.PRNGKey(0),
-    )  # (S, 101, 3), on the attractor
+        num_warmup_steps=300, key=jax.random.PRNGKey(0),
+    )  # (S, 100, 3), on the attractor
     train_data, test_data = data[:-10], data[-10:]
     model = ResidualMLP(key=jax.random.PRNGKey(1))
 
@@ -61,8 +61,8 @@ def main():
         every=1, trajectories=test_data, num_rollout_steps=50,
         metric=tx.loss.Normalized_RMSELoss(),
     )
-    before = validation(0, model, None)
-    after = validation(0, learned, None)
+    before = validation.compute(0, model, None)
+    after = validation.compute(0, learned, None)
     print(f"test nRMSE after 1/10/50 steps, untrained: "
           f"{before[0]:.4f} / {before[9]:.4f} / {before[49]:.4f}")
     print(f"test nRMSE after 1/10/50 steps, trained:   "

@@ -39,7 +39,7 @@ def rollout_error(stepper, trajectories, num_steps):
 def main():
     data = tx.sample_data.advection_1d_periodic(
         cfl=CFL, num_samples=30, key=jax.random.PRNGKey(0)
-    )  # (30, 51, 1, 30): 30 trajectories of 50 steps on 30 points
+    )  # (30, 100, 1, 30): 30 trajectories of 100 states on 30 points
     train_data, test_data = data[:20], data[20:]
     conv = eqx.nn.Conv1d(1, 1, 2, padding="SAME", padding_mode="CIRCULAR",
                          use_bias=False, key=jax.random.PRNGKey(73))
