@@ -349,8 +349,11 @@ def test_residuum_with_cut_bptt_matches_hand(keys):
     cfg = C.Residuum(T, cut_bptt=True, cut_bptt_every=2)
 
     def hand(m):
+        # a cut state is stop-gradiented for every later use, also as the
+        # residuum's u_prev
         chain = hand_chain(m, data[:, 0], T, 2)
-        return sum(mse(residuum_P(chain[t + 1], chain[t])) for t in range(T))
+        prev = [sg(u) if t % 2 == 0 else u for t, u in enumerate(chain)]
+        return sum(mse(residuum_P(chain[t + 1], prev[t])) for t in range(T))
 
     check_against_hand(lambda m: cfg(m, data, residuum_fn=residuum_P), hand, model)
 
@@ -401,8 +404,10 @@ def test_diverted_chain_branch_one_hand_formula(keys):
     data = randn(1, (B, 4, CH, N))
     w = np.array([0.2, 1.0, 3.0])
     cfg = C.DivertedChainBranchOne(T, time_level_weights=w)
-    assert isinstance(cfg, C.DivertedChain)
-    assert cfg.num_branch_steps == 1 and cfg.window_length == 1
+    # a class of its own, equal in value to DivertedChain(T, 1)
+    assert type(cfg).__name__ == "DivertedChainBranchOne"
+    assert not isinstance(cfg, C.DivertedChain)
+    assert cfg.window_length == 1
 
     def hand(m):
         chain = hand_chain(m, data[:, 0], T)
@@ -696,9 +701,9 @@ def test_branch_longer_than_rollout():
             lambda: C.MixChainPostPhysics(2, 2, time_level_weights=[1.0, 1.0]),
             "time_level_weights",
         ),
-        # DivertedChain(3, 2) has 2 branch starts
+        # DivertedChain(3, 2) has 2 branch starts; 2 or 3 (the taxonomy) weights are accepted
         (
-            lambda: C.DivertedChain(3, 2, time_level_weights=[1.0, 1.0, 1.0]),
+            lambda: C.DivertedChain(3, 2, time_level_weights=[1.0] * 4),
             "time_level_weights",
         ),
         (

@@ -98,10 +98,17 @@ class DivertedChain(AbstractRollout):
         self.cut_bptt_every = cut_bptt_every
         self.cut_div_chain = bool(cut_div_chain)
         num_branches = num_rollout_steps - num_branch_steps + 1
-        if time_level_weights is not None and np.shape(time_level_weights) == (
-            num_rollout_steps,
-        ):
-            time_level_weights = time_level_weights[:num_branches]
+        if time_level_weights is not None:
+            given = np.shape(time_level_weights)
+            if given == (num_rollout_steps,):
+                time_level_weights = np.asarray(time_level_weights)[:num_branches]
+            elif given != (num_branches,):
+                raise ValueError(
+                    "`time_level_weights` must hold one weight per branch start "
+                    f"(shape ({num_branches},)) or one per rollout step (shape "
+                    f"({num_rollout_steps},), the first {num_branches} used); got "
+                    f"shape {given}."
+                )
         self.time_level_weights = _check_weights(
             "time_level_weights", time_level_weights, num_branches
         )

@@ -83,7 +83,7 @@ class TrajectorySubStacker(eqx.Module):
     def num_windows(self) -> int:
         return count_windows(self.trajectories.shape, self.window)
 
-    def __call__(self, indices: Int[Array, " B"]) -> Float[Array, "B W C *N"]:
+    def __call__(self, indices: Int[Array | np.ndarray, " B"]) -> Float[Array, "B W C *N"]:
         """The windows with the given flat indices, `(B, window, C, *N)`."""
         sample, start = jnp.divmod(indices, self.windows_per_sample)
 
