@@ -93,6 +93,17 @@ def check_convexity(out):
     assert "landscape minimum at [0.250, 0.750]" in out
 
 
+def check_inr_heat(out):
+    # the first training loss is the fields' mean square (the untrained
+    # decoder is near zero): every forecast error must beat predicting zero
+    first = float(re.search(rf"training loss: {NUMBER}", out).group(1))
+    errors = [float(x) for x in re.findall(rf"mse_\w+\s+{NUMBER}", out)]
+    assert len(errors) == 8 and all(math.isfinite(e) for e in errors), out
+    assert max(errors) < first, out
+    dynamics = re.search(rf"dynamics loss: {NUMBER} -> {NUMBER}", out)
+    assert float(dynamics.group(2)) < float(dynamics.group(1)), out
+
+
 CHECKS = {name[len("check_"):]: f for name, f in globals().items() if name.startswith("check_")}
 
 

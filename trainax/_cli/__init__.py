@@ -5,7 +5,9 @@ trainax list                                  # the shipped presets
 trainax run advection-rollout                 # -> runs/advection-rollout/
 trainax run my.toml --out runs/a --steps 200 --set optimizer.learning_rate=3e-3
 trainax resume runs/a                         # continue from checkpoint.eqx
+trainax resume runs/a --steps 2000            # extend a finished run
 trainax evaluate runs/a                       # evaluation.json and plots
+trainax --version
 ```
 
 The config schema is documented in `trainax/_cli/_schema.py`; presets are the

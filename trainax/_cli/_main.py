@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 
 from ._errors import CLIError
 from ._experiment import (

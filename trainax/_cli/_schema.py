@@ -21,42 +21,54 @@ cfl = -0.75                          # (defaults filled from its signature)
 # file = "trajectories.npy"          # .npy, .npz, .h5 or .hdf5 (needs h5py)
 # dataset = ""                       # the array's name in .npz/.h5 files
 # num_samples = 0                    # first n trajectories; 0 = all
+# channels_last = false              # true: the file holds (S, T+1, *N, C)
+
+# ... or pairs (inputs, targets) for operator learning
+# [data]
+# kind = "pairs"
+# file = "pairs.npz"                 # .npz/.h5: arrays `inputs` and `targets`;
+# inputs = "inputs"                  #  .npy: one array (2, S, C, *N), or the
+# targets = "targets"                #  inputs here and the targets in
+# targets_file = ""                  #  targets_file (S, C_out, *N)
 
 [validation]                 # problem: fresh trajectories from another seed
-num_samples = 10             # file: the last n trajectories are held out,
-seed = 1                     #   or `file`/`dataset` name a separate file
+num_samples = 10             # file: the last n samples are held out,
+seed = 1                     #   or `file` (and its keys) name a separate file
 
 [model]
-kind = "conv_net"            # conv_net | mlp | linear_conv, with its arguments
-hidden_channels = 16         # (tx.nn.ConvNet, tx.nn.MLPStepper,
-depth = 3                    #  tx.nn.LinearConvStepper)
+kind = "conv_net"            # conv_net | mlp | linear_conv | fno, with the
+hidden_channels = 16         #  arguments of tx.nn.ConvNet, tx.nn.MLPStepper,
+depth = 3                    #  tx.nn.LinearConvStepper, tx.nn.FNO
 
 [configuration]
 kind = "supervised"          # supervised | diverted_chain |
 num_rollout_steps = 5        #  diverted_chain_branch_one |
-                             #  mix_chain_post_physics | residuum
-curriculum = []              # rollout lengths, e.g. [1, 3, 5]: the steps
-                             #  are split evenly over the stages
+                             #  mix_chain_post_physics | residuum;
+curriculum = []              #  operator_learning (pairs; `loss`)
+                             # curriculum: rollout lengths, e.g. [1, 3, 5],
+remat = false                #  the steps split evenly over the stages
 
 [optimizer]
 name = "adam"                # adam | adamw | sgd
 learning_rate = 1e-3
 schedule = "constant"        # constant | cosine | exponential
 decay_to = 0.01              # final learning rate / learning_rate
+warmup_steps = 0             # linear warm-up from 0, then the schedule
 
 [training]
 num_training_steps = 1000
-batch_size = 32
+batch_size = 32              # above the number of windows: full batch
 seed = 0                     # model initialisation and minibatch draws
 checkpoint_every = 100       # 0: only at the end
 chunk_size = 100             # steps per compiled dispatch
 log_every = 10               # a line of metrics.jsonl every k steps
+nan_policy = "raise"         # raise | continue (at a NaN/inf loss)
 
 [evaluation]
 num_rollout_steps = 0        # 0: the validation trajectories' length
 every = 100                  # validation error in metrics.jsonl; 0: at the end
 metric = "nrmse"             # mse | mae | rmse | nmse | nmae | nrmse
-
+                             # (pairs: relative L2 error in %, `every` only)
 [logging]                    # optional mirrors of metrics.jsonl
 tensorboard = false
 wandb = false

@@ -6,6 +6,7 @@ minibatch of windows `(B, W, C, *N)`; sample configurations the minibatch of a
 `Samples` or `Sampler` source, such as pairs `(inputs, targets)`.
 """
 
+from ._auto_decode import AutoDecoding
 from ._base import (
     AbstractRollout,
     BaseConfiguration,
@@ -22,6 +23,7 @@ from ._supervised import Supervised
 
 __all__ = [
     "AbstractRollout",
+    "AutoDecoding",
     "BaseConfiguration",
     "Composite",
     "DivertedChain",

@@ -37,7 +37,7 @@ class Swish(eqx.Module):
     beta: Float[Array, ""]
 
     def __init__(self, beta: float | int = 0.5):
-        self.beta = jnp.asarray(float(beta))
+        self.beta = jnp.asarray(float(beta), dtype=jnp.result_type(float))
 
     def __call__(self, x: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
         return x * jax.nn.sigmoid(x * jax.nn.softplus(self.beta)) / 1.1

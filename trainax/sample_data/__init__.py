@@ -30,6 +30,7 @@ from ._korteweg_de_vries import kdv_1d_periodic
 from ._kuramoto_sivashinsky import kuramoto_sivashinsky_1d_periodic
 from ._heat_wave import (
     heat_2d_periodic,
+    navier_stokes_2d_points,
     random_observation_mask,
     split_horizon,
     wave_2d_periodic,
@@ -75,6 +76,7 @@ __all__ = [
     "navier_stokes_2d_periodic",
     "random_observation_mask",
     "split_horizon",
+    "navier_stokes_2d_points",
     "wave_2d_periodic",
     "poisson_2d_periodic",
     "solve_advection_diffusion",
