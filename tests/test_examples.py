@@ -104,6 +104,15 @@ def check_inr_heat(out):
     assert float(dynamics.group(2)) < float(dynamics.group(1)), out
 
 
+def check_nsm_poisson(out):
+    errors = dict(re.findall(
+        rf"(spectral|grid) residual(?: \d+x\d+)?: relative L2 error {NUMBER} %", out))
+    assert set(errors) == {"spectral", "grid"}, out
+    spectral, grid = float(errors["spectral"]), float(errors["grid"])
+    assert 0 < spectral < 10, out  # the small run reaches about 3 %
+    assert spectral < grid, out  # more steps at a lower cost each
+
+
 CHECKS = {name[len("check_"):]: f for name, f in globals().items() if name.startswith("check_")}
 
 

@@ -186,6 +186,12 @@ def test_padded_chebyshev_product_is_exact_and_unpadded_aliases(x64):
     assert max_abs(a_basis.evaluate(naive, x) - exact) > 0.5
 
 
+def test_padded_product_of_t5_and_t4_has_the_exact_coefficients(x64):
+    # T_5 T_4 = (T_9 + T_1) / 2, coefficient by coefficient
+    product = S.Chebyshev(6).multiply(np.eye(6)[5], np.eye(5)[4], other=S.Chebyshev(5))
+    np.testing.assert_allclose(product, (np.eye(11)[9] + np.eye(11)[1]) / 2, rtol=0, atol=1e-15)
+
+
 def test_padded_fourier_product_with_nyquist_modes_is_exact(x64):
     basis = S.Fourier(6)
 

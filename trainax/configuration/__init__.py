@@ -19,6 +19,7 @@ from ._diverted_chain import DivertedChain, DivertedChainBranchOne
 from ._mix_chain import MixChainPostPhysics
 from ._operator import OperatorLearning
 from ._residuum import Residuum
+from ._spectral import GridResidual, SpectralResidual
 from ._supervised import Supervised
 
 __all__ = [
@@ -28,9 +29,11 @@ __all__ = [
     "Composite",
     "DivertedChain",
     "DivertedChainBranchOne",
+    "GridResidual",
     "MixChainPostPhysics",
     "OperatorLearning",
     "Residuum",
+    "SpectralResidual",
     "Supervised",
     "cut_states",
     "exponential_time_level_weights",

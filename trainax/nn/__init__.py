@@ -9,7 +9,8 @@ Batch with `jax.vmap` at the call site, as with exponax steppers.
 from ._conv import ConvNet, LinearConvStepper
 from ._fno import FNO, SpectralConv
 from ._mlp import MLPStepper
+from ._spectral_operator import SpectralOperator
 
 __all__ = [
-    "FNO", "ConvNet", "LinearConvStepper", "MLPStepper", "SpectralConv",
+    "FNO", "ConvNet", "LinearConvStepper", "MLPStepper", "SpectralConv", "SpectralOperator",
 ]

@@ -126,7 +126,7 @@ class AbstractSpectralProblem(eqx.Module):
         """`constrain(params, model(model_input(params, basis)), basis)`.
 
         The model runs in `basis` (default: the problem's basis); a
-        `trainax.nn.SpectralOperator` runs in any basis of the same kind.
+        [`trainax.nn.SpectralOperator`][] runs in any basis of the same kind.
         """
         return self.constrain(params, model(self.model_input(params, basis)), basis)
 

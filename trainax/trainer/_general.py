@@ -93,6 +93,15 @@ class _Stage:
             )
         )
         self.feed = None if source.host else source.feed(configuration, self.batch_size)
+        # on the device, the smaller last minibatch of each epoch runs inside the
+        # same compiled chunk (a branch of its own); host feeds and meshes split
+        # the chunk there instead
+        self.mixed = (
+            self.mixer is not None
+            and self.mixer.next_short_step(0) is not None
+            and not source.host
+            and trainer.mesh is None
+        )
 
     def batch_size_at(self, step: int) -> int:
         if self.mixer is None:
@@ -102,7 +111,7 @@ class _Stage:
     def chunk_end(self, step: int, end: int) -> int:
         """Where a chunk starting at `step` must stop: a smaller last minibatch
         of an epoch is a chunk of its own (it has its own compiled update)."""
-        if self.mixer is None:
+        if self.mixer is None or self.mixed:
             return end
         short = self.mixer.next_short_step(step - self.start)
         if short is None:
@@ -111,11 +120,30 @@ class _Stage:
         return step + 1 if short == step else min(end, short)
 
     def indices(self, start_step: int, num_steps: int, rows: int):
-        """Minibatch indices of the stage's steps, padded to `rows` rows."""
-        indices = np.zeros((rows, self.batch_size_at(start_step)), dtype=np.int32)
-        if self.mixer is not None:
-            indices[:num_steps] = self.mixer.chunk(start_step - self.start, num_steps)
-        return indices
+        """Minibatch indices of the stage's steps, padded to `rows` rows.
+
+        For a mixed stage, `(full, short, is_short)`: the full minibatches
+        `(rows, B)`, the smaller last ones of the epochs `(rows, b)` and which
+        steps take them `(rows,)`; each step's row is filled in one of the two.
+        """
+        if not self.mixed:
+            indices = np.zeros((rows, self.batch_size_at(start_step)), dtype=np.int32)
+            if self.mixer is not None:
+                indices[:num_steps] = self.mixer.chunk(start_step - self.start, num_steps)
+            return indices
+        mixer, first = self.mixer, start_step - self.start
+        small = mixer.num_samples % mixer.batch_size
+        full = np.zeros((rows, mixer.batch_size), dtype=np.int32)
+        short = np.zeros((rows, small), dtype=np.int32)
+        steps = np.arange(first, first + num_steps)
+        is_short = np.zeros(rows, dtype=bool)
+        is_short[:num_steps] = steps % mixer.steps_per_epoch == mixer.steps_per_epoch - 1
+        # runs of equal size, each gathered at once
+        edges = np.flatnonzero(np.diff(is_short[:num_steps])) + 1
+        for lo, hi in zip(np.r_[0, edges], np.r_[edges, num_steps]):
+            target = short if is_short[lo] else full
+            target[lo:hi] = mixer.chunk(first + int(lo), int(hi - lo))
+        return full, short, is_short
 
 
 class GeneralTrainer:
@@ -381,7 +409,7 @@ class GeneralTrainer:
             **extra,
         )
 
-    def _make_chunk_runner(self, configuration, static, feed_static, loss_dtype):
+    def _make_chunk_runner(self, configuration, static, feed_static, loss_dtype, mixed=False):
         chunk, mesh = self.chunk_size, self.mesh
         updater = self._updater(static)
 
@@ -391,14 +419,27 @@ class GeneralTrainer:
         def run_chunk(params, opt_state, feed_dynamic, indices, key_base, start, num_steps):
             feed = eqx.combine(feed_dynamic, feed_static)
 
-            def body(i, carry):
-                params, opt_state, losses = carry
+            def one_step(i, params, opt_state, rows):
                 draw_key, loss_key = _split_step(key_base, start + i)
-                batch = feed(i, indices[i], draw_key)
+                batch = feed(i, rows, draw_key)
                 if mesh is not None:
                     batch = shard_batch(batch, mesh)
-                loss, grads = jax.value_and_grad(loss_fn)(params, batch, loss_key, indices[i])
-                params, opt_state = updater.update(params, grads, opt_state, indices[i])
+                loss, grads = jax.value_and_grad(loss_fn)(params, batch, loss_key, rows)
+                params, opt_state = updater.update(params, grads, opt_state, rows)
+                return params, opt_state, loss
+
+            def body(i, carry):
+                params, opt_state, losses = carry
+                if mixed:
+                    full, short, is_short = indices
+                    params, opt_state, loss = jax.lax.cond(
+                        is_short[i],
+                        lambda p, o: one_step(i, p, o, short[i]),
+                        lambda p, o: one_step(i, p, o, full[i]),
+                        params, opt_state,
+                    )
+                else:
+                    params, opt_state, loss = one_step(i, params, opt_state, indices[i])
                 return params, opt_state, losses.at[i].set(loss)
 
             losses = jnp.zeros(chunk, dtype=loss_dtype)
@@ -410,7 +451,7 @@ class GeneralTrainer:
         # reuse the compiled update across calls with the same kind of model
         leaves, treedef = jax.tree_util.tree_flatten(static)
         make = lambda: self._make_chunk_runner(  # noqa: E731
-            stage.configuration, static, feed_static, loss_dtype
+            stage.configuration, static, feed_static, loss_dtype, mixed=stage.mixed
         )
         try:
             cache_key = (stage.index, batch_size, treedef, tuple(leaves))
@@ -693,7 +734,7 @@ class GeneralTrainer:
                     feed_dynamic, feed_static = eqx.partition(feed, eqx.is_array)
                     if self.mesh is not None:
                         feed_dynamic, indices = replicate((feed_dynamic, indices), self.mesh)
-                    size = indices.shape[1]
+                    size = "mixed" if stage.mixed else indices.shape[1]
                     if size not in runners:
                         runners[size] = self._chunk_runner(
                             stage, size, static, feed_static, loss_dtype
@@ -746,6 +787,9 @@ class GeneralTrainer:
     def _batch_at(self, stage, step, key_base):
         """The minibatch, keys and indices that training step `step` uses."""
         indices = stage.indices(step, 1, 1)
+        if stage.mixed:
+            full, short, is_short = indices
+            indices = short if is_short[0] else full
         draw_key, loss_key = _split_step(key_base, step)
         feed = self._stage_feed(stage, indices)
         batch = feed(0, jnp.asarray(indices[0]), draw_key)

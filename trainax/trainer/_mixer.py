@@ -88,9 +88,8 @@ class PermutationMixer:
         self._keys = [_raw_key(key)]  # the key of each block's first epoch
         self._cache: dict[int, np.ndarray] = {}
 
-    def permutation(self, epoch: int) -> np.ndarray:
-        """The order in which epoch `epoch` visits the samples (read-only)."""
-        block, offset = divmod(int(epoch), self._block)
+    def _orders(self, block: int) -> np.ndarray:
+        """The permutations of the epochs of block `block`, `(block size, n)`."""
         if block not in self._cache:
             draw = _permute(self.num_samples, self._block)
             while len(self._keys) <= block:  # walk the key chain, block by block
@@ -100,7 +99,12 @@ class PermutationMixer:
             if len(self._cache) >= 2:  # a chunk rarely spans more than two blocks
                 self._cache.pop(next(iter(self._cache)))
             self._cache[block] = orders
-        return self._cache[block][offset]
+        return self._cache[block]
+
+    def permutation(self, epoch: int) -> np.ndarray:
+        """The order in which epoch `epoch` visits the samples (read-only)."""
+        block, offset = divmod(int(epoch), self._block)
+        return self._orders(block)[offset]
 
     def batch_size_at(self, step: int) -> int:
         """The size of minibatch `step` (smaller at the end of an epoch)."""
@@ -128,11 +132,20 @@ class PermutationMixer:
         Returns `(num_steps, b)`; every minibatch of the chunk must have the
         same size `b` (a smaller last minibatch of an epoch is a chunk of its own).
         """
-        rows = [self(step) for step in range(int(start_step), int(start_step) + int(num_steps))]
-        sizes = {len(row) for row in rows}
-        if len(sizes) > 1:
+        steps = np.arange(int(start_step), int(start_step) + int(num_steps))
+        epochs, positions = np.divmod(steps, self.steps_per_epoch)
+        starts = positions * self.batch_size
+        sizes = np.minimum(self.batch_size, self.num_samples - starts)
+        if sizes.size and sizes.min() != sizes.max():
             raise ValueError(
                 "`chunk` spans minibatches of different sizes (the smaller last one of "
                 "an epoch); take it as a chunk of its own."
             )
-        return np.stack(rows)
+        size = int(sizes[0]) if sizes.size else self.batch_size
+        out = np.empty((len(steps), size), dtype=np.int32)
+        blocks, offsets = np.divmod(epochs, self._block)
+        columns = starts[:, None] + np.arange(size)
+        for block in np.unique(blocks):  # one gather per block of epochs
+            rows = blocks == block
+            out[rows] = self._orders(int(block))[offsets[rows][:, None], columns[rows]]
+        return out

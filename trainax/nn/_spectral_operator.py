@@ -1,0 +1,209 @@
+"""The neural spectral operator: a network from coefficients to coefficients."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Optional
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .._checks import positive_int
+from ..spectral import AbstractBasis
+from ._fno import _default_dtype, _uniform_arrays
+from ._padding import check_activation, check_floating
+
+
+class _CoefficientLinear(eqx.Module):
+    """A pointwise linear map on coefficients: `W h + b`, the bias a constant function.
+
+    A constant is `b` times the first basis function (`T_0 = 1`, the Fourier
+    mean) on every axis, so the bias enters the first coefficient only.
+    """
+
+    weight: Array
+    bias: Array
+
+    @staticmethod
+    def specs(c_in: int, c_out: int):
+        bound = 1.0 / math.sqrt(c_in)
+        return (((c_out, c_in), -bound, bound), ((c_out,), -bound, bound))
+
+    def __call__(self, h):
+        out = jnp.einsum("oi,i...->o...", self.weight, h)
+        # a one-hot first coefficient: a broadcast product, cheaper than a scatter
+        first = jnp.zeros(h.shape[1:], h.dtype).at[(0,) * (h.ndim - 1)].set(1)
+        return out + self.bias.reshape(-1, *([1] * (h.ndim - 1))) * first
+
+
+class SpectralOperator(eqx.Module):
+    """The neural spectral method's operator: coefficients in, coefficients out.
+
+    It maps the coefficients of the parameter fields, `(in_channels, *N)`
+    in a spectral basis, to those of the solution, `(out_channels, *N)` in
+    the same basis. Every layer acts on coefficients, and the nonlinearity
+    on the basis's collocation nodes:
+
+    1. Lift pointwise: `h = W_0 x + b_0` (channel mixing; a bias is a
+       constant function, so it enters the first coefficient).
+    2. `num_layers` spectral layers `z = K h + W h + b`, where `K` mixes the
+       channels of each retained mode with its own real weight matrix
+       (`(width, width)` per coefficient index `k < modes` on every axis;
+       the other modes pass through the skip `W h` only), then
+       `h = transform(activation(inverse(z)))`: inverse transform to the
+       nodes, activate, transform back. No activation after the last layer.
+    3. Project: `width -> projection_width` (linear), the activation on the
+       nodes, `-> out_channels` (linear); or directly `width -> out_channels`
+       when `projection_width=0`.
+
+    Its cost depends on the basis size only, never on a grid the solution is
+    later evaluated on (`basis.evaluate` or a problem's `to_grid`). The
+    weights act in any basis of the same kind with at least `modes` modes
+    per axis: the basis of a call is `basis.with_modes(x.shape[1:])`, so the
+    same model runs on a finer basis (as a grid-based baseline does).
+
+    On a Fourier axis the cosine and sine of one frequency have independent
+    weights (more general than a complex weight per frequency, and not
+    shift-equivariant); on a Chebyshev axis each `T_k` has its own.
+    Spectral weights start uniform in `±1 / width`, pointwise layers like
+    `eqx.nn.Linear`.
+
+    **Arguments:**
+
+    - `basis`: the spectral basis, e.g. a problem's `basis`.
+    - `in_channels`, `out_channels`: channels of the input and output.
+    - `width`: channels of the spectral layers (default 32).
+    - `modes`: coefficients retained per axis by `K`, an int or one per
+      axis (default: every mode of `basis`).
+    - `num_layers`: spectral layers (default 4).
+    - `activation`: the nonlinearity on the nodes (default `jax.nn.gelu`).
+    - `projection_width`: hidden width of the projection; `None` (default)
+      means `2 * width`, `0` no hidden layer.
+    - `dtype`: real dtype of the weights (default: float32, float64 under x64).
+    - `key`: a JAX PRNG key for the initial weights.
+
+    **Call:** one sample `(in_channels, *N)` of coefficients -> `(out_channels, *N)`.
+
+    ```python
+    problem = tx.spectral.PoissonPeriodic(8)
+    model = tx.nn.SpectralOperator(problem.basis, 1, 1, width=8, num_layers=2,
+                                   key=jr.PRNGKey(0))
+    s = problem.sample(jr.PRNGKey(1), 3)              # (3, 1, 8, 8)
+    jax.vmap(model)(s).shape                          # (3, 1, 8, 8)
+    model(jnp.zeros((1, 16, 16))).shape               # a finer basis: (1, 16, 16)
+    ```
+    """
+
+    lifting: _CoefficientLinear
+    weights: tuple[Array, ...]
+    skips: tuple[_CoefficientLinear, ...]
+    projection: tuple[_CoefficientLinear, ...]
+    activation: Callable
+    basis: AbstractBasis = eqx.field(static=True)
+    modes: tuple[int, ...] = eqx.field(static=True)
+    in_channels: int = eqx.field(static=True)
+    out_channels: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        basis: AbstractBasis,
+        in_channels: int,
+        out_channels: int,
+        *,
+        width: int = 32,
+        modes: Optional[int | tuple[int, ...]] = None,
+        num_layers: int = 4,
+        activation: Callable = jax.nn.gelu,
+        projection_width: Optional[int] = None,
+        dtype=None,
+        key: PRNGKeyArray,
+    ):
+        if not isinstance(basis, AbstractBasis):
+            raise TypeError(
+                f"`basis` must be a tx.spectral basis, got {type(basis).__name__}."
+            )
+        self.basis = basis
+        self.modes = _check_modes(modes, basis)
+        self.in_channels = positive_int("in_channels", in_channels)
+        self.out_channels = positive_int("out_channels", out_channels)
+        width = positive_int("width", width)
+        num_layers = positive_int("num_layers", num_layers)
+        hidden = 2 * width if projection_width is None else projection_width
+        hidden = positive_int("projection_width", hidden, allow_zero=True)
+        self.activation = check_activation(activation)
+        dtype = _default_dtype(dtype)
+
+        widths = [width, hidden, self.out_channels] if hidden else [width, self.out_channels]
+        channels = [(self.in_channels, width)] + [(width, width)] * num_layers
+        channels += list(zip(widths[:-1], widths[1:]))
+        spectral = (((width, width, *self.modes), -1.0 / width, 1.0 / width),) * num_layers
+        specs = spectral + sum((_CoefficientLinear.specs(a, b) for a, b in channels), ())
+        arrays = _uniform_arrays(key, specs, dtype)
+        self.weights = tuple(arrays[:num_layers])
+        pointwise = arrays[num_layers:]
+        layers = [_CoefficientLinear(w, b) for w, b in zip(pointwise[::2], pointwise[1::2])]
+        self.lifting, self.skips = layers[0], tuple(layers[1 : num_layers + 1])
+        self.projection = tuple(layers[num_layers + 1 :])
+
+    def _call_basis(self, x) -> AbstractBasis:
+        shape = getattr(x, "shape", None)
+        ndim = self.basis.ndim
+        if shape is None or len(shape) != ndim + 1 or shape[0] != self.in_channels:
+            axes = ", ".join(str(n) for n in self.basis.shape)
+            raise ValueError(
+                f"SpectralOperator acts on one sample of coefficients ({self.in_channels}, "
+                f"{axes}) (channels first, unbatched: use jax.vmap), got shape {shape}."
+            )
+        check_floating(x, "SpectralOperator")
+        for n, m in zip(shape[1:], self.modes):
+            if n < m:
+                raise ValueError(
+                    f"SpectralOperator retains {self.modes} modes: the input needs at "
+                    f"least that many coefficients per axis, got shape {shape}."
+                )
+        if tuple(shape[1:]) == self.basis.shape:
+            return self.basis
+        return self.basis.with_modes(tuple(shape[1:]))
+
+    def _activate(self, basis: AbstractBasis, h: Array) -> Array:
+        """The activation on the collocation nodes, channel by channel."""
+        values = jax.vmap(basis.inverse)(h)
+        return jax.vmap(basis.transform)(self.activation(values))
+
+    # compiled as a whole when called eagerly (inlined inside an outer `jit`):
+    # run op by op, each small operation would be compiled alone
+    @eqx.filter_jit
+    def __call__(self, x: Float[Array, "C_in *N"]) -> Float[Array, "C_out *N"]:
+        basis = self._call_basis(x)
+        kept = (slice(None),) + tuple(slice(0, m) for m in self.modes)
+        padding = [(0, 0)] + [(0, n - m) for n, m in zip(basis.shape, self.modes)]
+        h = self.lifting(x)
+        for i, (weight, skip) in enumerate(zip(self.weights, self.skips)):
+            mixed = jnp.einsum("oi...,i...->o...", weight, h[kept])
+            z = skip(h) + jnp.pad(mixed, padding)
+            h = self._activate(basis, z) if i < len(self.weights) - 1 else z
+        for layer in self.projection[:-1]:
+            h = self._activate(basis, layer(h))
+        return self.projection[-1](h)
+
+
+def _check_modes(modes, basis: AbstractBasis) -> tuple[int, ...]:
+    if modes is None:
+        return basis.shape
+    if isinstance(modes, (tuple, list)):
+        if len(modes) != basis.ndim:
+            raise ValueError(
+                f"`modes` must be an int or {basis.ndim} ints (one per axis), got {modes!r}."
+            )
+        modes = tuple(positive_int("modes", m) for m in modes)
+    else:
+        modes = (positive_int("modes", modes),) * basis.ndim
+    for m, n in zip(modes, basis.shape):
+        if m > n:
+            raise ValueError(
+                f"`modes` must be at most the basis size {basis.shape} per axis, got {modes}."
+            )
+    return modes
