@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Optional
 
@@ -13,7 +12,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import positive_int
 from ..spectral import AbstractBasis
-from ._fno import _default_dtype, _uniform_arrays
+from ._fno import _Pointwise, _default_dtype, _uniform_arrays
 from ._padding import check_activation, check_floating
 
 
@@ -27,10 +26,7 @@ class _CoefficientLinear(eqx.Module):
     weight: Array
     bias: Array
 
-    @staticmethod
-    def specs(c_in: int, c_out: int):
-        bound = 1.0 / math.sqrt(c_in)
-        return (((c_out, c_in), -bound, bound), ((c_out,), -bound, bound))
+    specs = staticmethod(_Pointwise.specs)  # the same initialisation
 
     def __call__(self, h):
         out = jnp.einsum("oi,i...->o...", self.weight, h)
