@@ -22,11 +22,18 @@ import trainax._cli._run as run_module
 from trainax._atomic import atomic_write
 from trainax._cli import main
 from trainax._cli._presets import presets
-from trainax._cli._schema import resolve
+from trainax._cli._schema import data_kind, resolve
 from trainax._cli._toml import dumps, parse_toml
 from trainax.nn import LinearConvStepper
 
+from cli_helpers import error_line, metrics, strict_json
+
 PRESETS = sorted(presets())
+# presets that roll out trajectories (the others are tested in test_cli_tasks.py)
+TRAJECTORY_PRESETS = [
+    name for name in PRESETS
+    if data_kind(resolve(parse_toml(presets()[name].read_text(), name))) == "trajectories"
+]
 FAST = ["--quiet", "--steps", "20", "--set", "training.log_every=5",
         "--set", "evaluation.every=10"]
 
@@ -37,26 +44,6 @@ def run_files(run_dir: Path) -> dict:
         str(p.relative_to(run_dir)): (p.stat().st_mtime_ns, p.read_bytes())
         for p in sorted(run_dir.rglob("*")) if p.is_file() and p.name != ".lock"
     }
-
-
-def metrics(run_dir: Path) -> list[dict]:
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines]
-
-
-def strict_json(path: Path):
-    """JSON as the standard defines it: no NaN or Infinity."""
-    def refuse(constant):
-        raise AssertionError(f"{path} holds {constant}")
-
-    return json.loads(path.read_text(), parse_constant=refuse)
-
-
-def error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    last = err.splitlines()[-1] if err else ""
-    assert last.startswith("trainax: error: "), err
-    return last
 
 
 def model_leaves(path: Path, like):
@@ -932,7 +919,7 @@ def test_plots_label_their_axes_and_show_their_own_range():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", PRESETS)
+@pytest.mark.parametrize("name", TRAJECTORY_PRESETS)
 def test_preset_beats_the_baseline_at_every_validation_step(name, tmp_path, capsys):
     run_dir = tmp_path / name
     start = time.perf_counter()

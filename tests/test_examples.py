@@ -113,6 +113,23 @@ def check_nsm_poisson(out):
     assert spectral < grid, out  # more steps at a lower cost each
 
 
+def check_transfer_learning(out):
+    rows = re.findall(rf"^poisson e 5-10\s+(\d+)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}", out, re.M)
+    assert len(rows) == 2, out
+    for _, scratch, pretrained, _zero in rows:
+        assert float(pretrained) < float(scratch), out
+    assert "fine-tuning beats training from scratch" in out, out
+
+
+def check_hard_constraints(out):
+    assert len(LOSS_LINE.findall(out)) == 3, out
+    rows = {name: float(mean) for name, mean, _ in re.findall(
+        rf"^\s*(soft|hard|4 experts)\s+{NUMBER}\s+{NUMBER}", out, re.M)}
+    assert set(rows) == {"soft", "hard", "4 experts"}, out
+    assert all(math.isfinite(v) for v in rows.values()), out
+    assert rows["soft"] > rows["hard"] and rows["soft"] > rows["4 experts"], out
+
+
 CHECKS = {name[len("check_"):]: f for name, f in globals().items() if name.startswith("check_")}
 
 

@@ -8,7 +8,7 @@ model, loss_history = trainer(model, key=jax.random.PRNGKey(0))
 ```
 """
 
-from . import callback, configuration, inr, loss, nn, parallel, sample_data, spectral, trainer
+from . import callback, configuration, constraint, inr, loss, nn, parallel, sample_data, spectral, trainer
 from .trainer import (
     GeneralTrainer,
     PermutationMixer,
@@ -29,6 +29,7 @@ __all__ = [
     "TrajectorySubStacker",
     "callback",
     "configuration",
+    "constraint",
     "inr",
     "loss",
     "nn",

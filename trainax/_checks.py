@@ -23,16 +23,34 @@ def positive_int(name: str, value, *, allow_zero: bool = False) -> int:
     return int(value)
 
 
+def output_of(name: str, fn, *probes, given: str):
+    """The abstract output of `fn(*probes)`, or a one-line error naming `name`.
+
+    `given` says what the probes are, e.g. "one input of shape (2, 16)".
+    """
+    try:
+        return eqx.filter_eval_shape(fn, *probes)
+    except Exception as error:
+        raise ValueError(
+            f"`{name}` cannot be applied to {given}: {type(error).__name__}: {error}"
+        ) from error
+
+
+def require_shape(name: str, out, expected, maps: str) -> None:
+    """Raise unless `out` has shape `expected`; `maps` says what should map to it."""
+    shape = getattr(out, "shape", None)
+    if shape != tuple(expected):
+        raise ValueError(
+            f"`{name}` must map {maps} {tuple(expected)}; it returns "
+            f"{shape if shape is not None else type(out).__name__}."
+        )
+
+
 def check_stepper(name: str, stepper, state_shape, dtype) -> None:
     """Raise unless `stepper` maps a state of `state_shape` to one of the same shape."""
     probe = jax.ShapeDtypeStruct(tuple(state_shape), dtype)
-    try:
-        out = eqx.filter_eval_shape(stepper, probe)
-    except Exception as error:
-        raise ValueError(
-            f"`{name}` cannot be applied to one state of the trajectories, of shape "
-            f"{tuple(state_shape)} (C, *N): {type(error).__name__}: {error}"
-        ) from error
+    out = output_of(name, stepper, probe, given=(
+        f"one state of the trajectories, of shape {tuple(state_shape)} (C, *N)"))
     out_shape = getattr(out, "shape", None)
     out_dtype = getattr(out, "dtype", None)
     if out_shape == tuple(state_shape) and out_dtype != dtype:

@@ -25,9 +25,11 @@ from ._errors import CLIError
 from ._lock import writable_error
 from ._schema import (
     ACTIVATIONS,
+    ALL_PROBLEMS,
     CHAIN_KINDS,
     LOSSES,
     MODELS,
+    PAIR_PROBLEMS,
     RESIDUUM_FACTORIES,
     data_kind,
 )
@@ -50,6 +52,8 @@ class Experiment:
     key: jax.Array  # the trainer's key
     ref_stepper: Optional[Callable] = None
     residuum_fn: Optional[Callable] = None
+    task: Any = None  # a tasks.Task when the config has a [task]
+    raw: Any = None  # (train, validation) as generated, before input normalisation
 
     @property
     def pairs(self) -> bool:
@@ -69,7 +73,7 @@ class Experiment:
 
 
 def _eval_steps(config: dict, validation) -> int:
-    if data_kind(config) == "pairs":
+    if data_kind(config) in ("pairs", "task"):
         return 0
     steps = config["evaluation"]["num_rollout_steps"]
     available = validation.shape[1] - 1
@@ -95,10 +99,15 @@ def build(config: dict, run_dir: Optional[Path] = None) -> Experiment:
     training = config["training"]
     steps = training["num_training_steps"]
     model_key, train_key = jr.split(jr.PRNGKey(training["seed"]))
+    if "task" in config:
+        return _build_task(config, model_key, train_key)
     kind = config["configuration"]["kind"]
     ref_stepper = residuum_fn = None
     with config_section("[data]"):
         train, validation, stepper = load_data(config, run_dir)
+        raw = (train, validation)
+        if config["data"].get("normalize_inputs"):
+            train, validation = _normalized(train, validation)
         if kind in CHAIN_KINDS:
             ref_stepper = stepper if stepper is not None else reference_stepper(config["data"])
         if kind == "residuum":
@@ -124,21 +133,50 @@ def build(config: dict, run_dir: Optional[Path] = None) -> Experiment:
         key=train_key,
         ref_stepper=ref_stepper,
         residuum_fn=residuum_fn,
+        raw=raw,
     )
+
+
+def _build_task(config: dict, model_key, train_key) -> Experiment:
+    """A [task] config: the task's builder makes the data, model and
+    configuration (see `_tasks.py`); optimizer and training are the config's."""
+    from ._tasks import TASKS
+
+    options = _tuples({k: v for k, v in config["task"].items() if k != "name"})
+    steps = config["training"]["num_training_steps"]
+    with config_section("[task]"):
+        task = TASKS[config["task"]["name"]](key=model_key, **options)
+    with config_section("[optimizer]"):
+        optimizer = make_optimizer(config["optimizer"], steps)
+    return Experiment(config=config, train=task.data, validation=None, model=task.model,
+                      configuration=task.configuration, optimizer=optimizer,
+                      key=train_key, task=task)
+
+
+def _normalized(train, validation):
+    """Inputs normalised per channel by statistics of the training inputs."""
+    normalize = jax.vmap(sample_data.InputNormalizer.fit(train[0]))
+    return (normalize(train[0]), train[1]), (normalize(validation[0]), validation[1])
 
 
 # -- generated data ------------------------------------------------------------
 
 
 def _generate(data: dict, num_samples: int, seed: int, **extra):
-    fn = sample_data.PROBLEMS[data["problem"]]
-    return fn(**data["kwargs"], **extra, num_samples=num_samples, key=jr.PRNGKey(seed))
+    fn = ALL_PROBLEMS[data["problem"]]
+    return fn(**_tuples(data["kwargs"]), **extra, num_samples=num_samples,
+              key=jr.PRNGKey(seed))
+
+
+def _tuples(kwargs: dict) -> dict:
+    """TOML lists as the tuples the functions' signatures name (pairs, sequences)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
 
 
 def generated_bytes(config: dict) -> Optional[int]:
     """The size of the generated training and validation data, from their
     shapes alone (nothing is computed); `None` if it cannot be told."""
-    data = config["data"]
+    data = config.get("data", {})
     if "problem" not in data:
         return None
     total = 0
@@ -146,7 +184,8 @@ def generated_bytes(config: dict) -> Optional[int]:
         for n, seed in ((data["num_samples"], data["seed"]),
                         (config["validation"]["num_samples"], config["validation"]["seed"])):
             out = jax.eval_shape(lambda: _generate(data, n, seed))
-            total += int(np.prod(out.shape)) * np.dtype(out.dtype).itemsize
+            for leaf in jax.tree_util.tree_leaves(out):
+                total += int(np.prod(leaf.shape)) * np.dtype(leaf.dtype).itemsize
     except Exception:  # the problem's own checks run later, with their message
         return None
     return total
@@ -187,19 +226,38 @@ def load_data(config: dict, run_dir: Optional[Path]):
             return (*_pair_data(data, validation), None)
         return (*_file_data(data, validation), None)
     cache = None if run_dir is None else run_dir / "data"
+    pairs = data["problem"] in PAIR_PROBLEMS
     if cache is not None and _cache_is_valid(cache, config):
-        return (jnp.asarray(np.load(cache / "train.npy")),
-                jnp.asarray(np.load(cache / "validation.npy")), None)
+        arrays = [jnp.asarray(np.load(cache / f"{name}.npy")) for name in _cache_names(config)]
+        if pairs:
+            return tuple(arrays[:2]), tuple(arrays[2:]), None
+        return arrays[0], arrays[1], None
+    where = f"[data] problem {data['problem']!r}"
+    if pairs:
+        train = _generate(data, data["num_samples"], data["seed"])
+        valid = _generate(data, validation["num_samples"], validation["seed"])
+        for (split, what), array in zip(
+            (("training", "input"), ("training", "target"), ("validation", "input"),
+             ("validation", "target")), train + valid
+        ):
+            _data.check_finite(array, where, f"{split} {what}")
+        return train, valid, None
     train, stepper = _generate(data, data["num_samples"], data["seed"], return_stepper=True)
     valid = _generate(data, validation["num_samples"], validation["seed"])
-    where = f"[data] problem {data['problem']!r}"
     _data.check_finite(train, where, "training trajectory")
     _data.check_finite(valid, where, "validation trajectory")
     return train, valid, stepper
 
 
+def _cache_names(config: dict) -> tuple[str, ...]:
+    """The arrays of the data cache, in the order of (train, validation)."""
+    if config["data"]["problem"] in PAIR_PROBLEMS:
+        return ("train_inputs", "train_targets", "validation_inputs", "validation_targets")
+    return ("train", "validation")
+
+
 def _cache_is_valid(cache: Path, config: dict) -> bool:
-    files = [cache / n for n in ("train.npy", "validation.npy", "source.json")]
+    files = [cache / f"{n}.npy" for n in _cache_names(config)] + [cache / "source.json"]
     if not all(f.is_file() for f in files):
         return False
     return (cache / "source.json").read_text(encoding="utf-8") == _cache_fingerprint(config)
@@ -236,6 +294,8 @@ def _os_error(error: BaseException) -> Optional[OSError]:
 def write_cache(run_dir: Path, experiment: Experiment) -> None:
     """Store generated data in `run_dir/data`; record the fingerprints of file data."""
     config = experiment.config
+    if "task" in config:  # a task's builder makes its data from its options
+        return
     cache = run_dir / "data"
     try:
         cache.mkdir(parents=True, exist_ok=True)
@@ -246,10 +306,13 @@ def write_cache(run_dir: Path, experiment: Experiment) -> None:
         return
     if _cache_is_valid(cache, config):
         return
-    (cache / "source.json").unlink(missing_ok=True)  # invalid until both arrays are in
-    write_file(cache / "train.npy", lambda f: np.save(f, np.asarray(experiment.train)))
-    write_file(cache / "validation.npy",
-               lambda f: np.save(f, np.asarray(experiment.validation)))
+    (cache / "source.json").unlink(missing_ok=True)  # invalid until every array is in
+    # the raw data (before any input normalisation): build() applies that again
+    train, validation = experiment.raw or (experiment.train, experiment.validation)
+    arrays = (list(train) + list(validation) if isinstance(train, tuple)
+              else [train, validation])
+    for name, array in zip(_cache_names(config), arrays):
+        write_file(cache / f"{name}.npy", lambda f, a=array: np.save(f, np.asarray(a)))
     write_file(cache / "source.json", _cache_fingerprint(config), text=True)
 
 
@@ -258,7 +321,7 @@ FILES = "files.json"
 
 def changed_data(run_dir: Path, config: dict) -> list[str]:
     """The data files that changed since the run started (file data only)."""
-    if "file" not in config["data"]:
+    if "file" not in config.get("data", {}):
         return []
     path = run_dir / "data" / FILES
     if not path.is_file():
@@ -433,7 +496,7 @@ def stage_steps(num_training_steps: int, num_stages: int) -> list[int]:
 
 def stage_boundaries(config: dict) -> list[int]:
     """The steps at which a curriculum's stages begin (after the first)."""
-    lengths = config["configuration"].get("curriculum") or []
+    lengths = config.get("configuration", {}).get("curriculum") or []
     steps = stage_steps(config["training"]["num_training_steps"], max(len(lengths), 1))
     return [int(s) for s in np.cumsum(steps)[:-1]] if len(lengths) > 1 else []
 

@@ -21,6 +21,7 @@ from ._lock import RunLock, writable_error
 from ._presets import describe, load_source, presets
 from ._run import (
     CHECKPOINT,
+    CONFIG,
     EVALUATION,
     Timer,
     Training,
@@ -33,7 +34,7 @@ from ._run import (
     start_run_dir,
     write_config,
 )
-from ._schema import resolve, set_override
+from ._schema import experiment_part, resolve, set_override
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,6 +46,18 @@ def _version() -> str:
     from .. import __version__
 
     return f"trainax {__version__}"
+
+
+def _experiment_arguments(command, *, source: str, overwrite: str, steps: str) -> None:
+    """The arguments `run` and `sweep` share (their help texts differ)."""
+    command.add_argument("source", metavar="PRESET_OR_CONFIG", nargs="?", help=source)
+    command.add_argument("--out", type=Path, help="the run folder (default runs/NAME)")
+    command.add_argument("--overwrite", action="store_true", help=overwrite)
+    command.add_argument("--steps", type=int, metavar="N", help=steps)
+    command.add_argument("--set", action="extend", nargs="+", default=[],
+                         metavar="SECTION.KEY=VALUE", dest="sets",
+                         help="override config values (each value read as TOML, else a string)")
+    command.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,17 +73,18 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="list the presets")
 
     run = commands.add_parser("run", help="run an experiment from a preset or config file")
-    run.add_argument("source", metavar="PRESET_OR_CONFIG", nargs="?",
-                     help="a preset name (see `trainax list`) or a .toml/.yaml file")
-    run.add_argument("--out", type=Path, help="the run folder (default runs/NAME)")
-    run.add_argument("--overwrite", action="store_true",
-                     help="replace the run in the folder (data cache kept if it fits)")
-    run.add_argument("--steps", type=int, metavar="N",
-                     help="override [training] num_training_steps")
-    run.add_argument("--set", action="extend", nargs="+", default=[],
-                     metavar="SECTION.KEY=VALUE", dest="sets",
-                     help="override config values (each value read as TOML, else a string)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    _experiment_arguments(
+        run, source="a preset name (see `trainax list`) or a .toml/.yaml file",
+        overwrite="replace the run in the folder (data cache kept if it fits)",
+        steps="override [training] num_training_steps")
+
+    sweep = commands.add_parser(
+        "sweep", help="run a config whose [task] ends in a sweep, or continue it: the "
+                      "finished points of sweep.json are never run again")
+    _experiment_arguments(
+        sweep, source="a preset name (e.g. fno-transfer) or a .toml/.yaml file",
+        overwrite="start again: replace the run and its sweep.json",
+        steps="override [training] num_training_steps (the pretraining)")
 
     resume = commands.add_parser(
         "resume", help="continue a run from its checkpoint (or extend a finished one)"
@@ -147,6 +161,8 @@ def _value(value) -> str:
 
 def result_line(evaluation: dict) -> str:
     """The model's validation error beside the baseline's, in words."""
+    if evaluation["kind"] == "task":
+        return evaluation["summary"]
     if evaluation["kind"] == "pairs":
         worse = evaluation["samples_not_better_than_baseline"]
         verdict = ("better than the baseline on every pair" if not worse
@@ -202,7 +218,8 @@ def _check_free_space(run_dir: Path, config: dict) -> None:
         )
 
 
-def _run(args) -> int:
+def _config_of(args) -> tuple[dict, Path]:
+    """The resolved config of `run`/`sweep` arguments, and the run folder."""
     _split_source(args)
     raw, name = load_source(args.source)
     if args.steps is not None:
@@ -210,7 +227,31 @@ def _run(args) -> int:
     for assignment in args.sets:
         set_override(raw, assignment)
     config = resolve(raw)
-    run_dir = args.out if args.out is not None else Path("runs") / name
+    return config, args.out if args.out is not None else Path("runs") / name
+
+
+def _sweep(args) -> int:
+    """Start the run of a sweep task, or continue the one in the folder."""
+    from ._tasks import TASKS
+
+    config, run_dir = _config_of(args)
+    task = config.get("task", {}).get("name")
+    if task is None or not getattr(TASKS[task], "sweeps", False):
+        sweeps = ", ".join(n for n, b in TASKS.items() if getattr(b, "sweeps", False))
+        raise CLIError(f"sweep: {args.source} has no sweep (a [task] with one: {sweeps}); "
+                       "train it with `trainax run`.")
+    if not args.overwrite and (run_dir / CONFIG).is_file():
+        try:
+            same = experiment_part(read_config(run_dir)) == experiment_part(config)
+        except CLIError:
+            same = False
+        if same:  # continue: training from its checkpoint, then the missing points
+            return _resume(argparse.Namespace(run_dir=run_dir, steps=None, quiet=args.quiet))
+    return _run(args, (config, run_dir))
+
+
+def _run(args, resolved=None) -> int:
+    config, run_dir = resolved if resolved is not None else _config_of(args)
     if run_dir.exists() and not run_dir.is_dir():
         raise CLIError(f"--out {run_dir} is a file, not a folder.")
     lock = RunLock(run_dir, "run")  # also checks that the folder can be written
@@ -250,7 +291,7 @@ def _extend(run_dir: Path, config: dict, steps: int) -> dict:
     current = config["training"]["num_training_steps"]
     if steps == current:
         return config
-    if config["configuration"].get("curriculum"):
+    if config.get("configuration", {}).get("curriculum"):
         raise CLIError(
             f"resume --steps: the run's curriculum splits its {current} steps into stages; "
             f"{steps} steps would move the stage boundaries the run already trained "
@@ -331,4 +372,5 @@ def _evaluate(args) -> int:
         lock.release()
 
 
-_COMMANDS = {"list": _list, "run": _run, "resume": _resume, "evaluate": _evaluate}
+_COMMANDS = {"list": _list, "run": _run, "sweep": _sweep, "resume": _resume,
+             "evaluate": _evaluate}

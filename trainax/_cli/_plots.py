@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 FILES = ("loss.png", "rollout_error.png", "prediction.png")
+TASK_FILES = ("sweep.png",)
 
 
 def _pyplot():
@@ -70,6 +71,14 @@ def make_pair_plots(folder: Path, metrics: list[dict], evaluation: dict, inputs,
     return _draw_all(folder, (
         ("loss.png", lambda fig: _loss(fig, metrics, label, evaluation, ())),
         ("prediction.png", lambda fig: _pair(fig, inputs, target, prediction, evaluation)),
+    ), write_file)
+
+
+def make_loss_plot(folder: Path, metrics: list[dict], label: str, evaluation: dict,
+                   write_file: Callable) -> bool:
+    """Write loss.png alone (a task draws its own other pictures)."""
+    return _draw_all(folder, (
+        ("loss.png", lambda fig: _loss(fig, metrics, label, evaluation, ())),
     ), write_file)
 
 

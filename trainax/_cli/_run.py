@@ -36,6 +36,8 @@ from ._toml import dumps, parse_toml
 CONFIG, METRICS, CHECKPOINT, MODEL, EVALUATION = (
     "config.toml", "metrics.jsonl", "checkpoint.eqx", "model.eqx", "evaluation.json"
 )
+# what a task's evaluation may add to the run folder (a sweep's rows)
+TASK_FILES = ("sweep.json",)
 
 
 def notice(message: str) -> None:
@@ -89,10 +91,10 @@ def check_run_dir(run_dir: Path, config: dict, overwrite: bool) -> None:
 
 def clear_run_dir(run_dir: Path) -> None:
     """Remove what a run writes (only that; the data cache checks itself)."""
-    for name in (CONFIG, METRICS, CHECKPOINT, MODEL, EVALUATION):
+    for name in (CONFIG, METRICS, CHECKPOINT, MODEL, EVALUATION, *TASK_FILES):
         (run_dir / name).unlink(missing_ok=True)
     (run_dir / "data" / FILES).unlink(missing_ok=True)
-    for name in _plots.FILES:
+    for name in _plots.FILES + _plots.TASK_FILES:
         (run_dir / "plots" / name).unlink(missing_ok=True)
 
 
@@ -254,6 +256,15 @@ class PairValidation(BaseCallback):
         return np.asarray(_relative_l2(model, self.inputs, self.targets))
 
 
+class TaskValidation(BaseCallback):
+    """A task's own validation errors (one per held-out item)."""
+
+    validate: Callable = eqx.field(static=True)
+
+    def compute(self, step, model, context):
+        return np.asarray(self.validate(model))
+
+
 @eqx.filter_jit
 def _relative_l2(model, inputs, targets):
     predictions = jax.vmap(model)(inputs)
@@ -296,8 +307,10 @@ def checkpoint_step(experiment: Experiment, path: Path) -> int:
 
 def _oom_hint(experiment: Experiment) -> str:
     config, training = experiment.config, experiment.config["training"]
-    options = config["configuration"]
     batch = training["batch_size"]
+    if experiment.task is not None:
+        return f"lower [training] batch_size ({batch}) or the task's sizes in [task]"
+    options = config["configuration"]
     if experiment.pairs:
         size = int(np.prod(experiment.train[0].shape[1:]))
         return (f"lower [training] batch_size ({batch}); each input holds {size} values")
@@ -343,13 +356,17 @@ class Training:
         self.sink = MetricsSink(run_dir / METRICS)
         every = config["evaluation"]["every"]
         validation = None
-        if every and experiment.pairs:
+        if every and experiment.task is not None:
+            validation = TaskValidation(every, experiment.task.validate)
+        elif every and experiment.pairs:
             validation = PairValidation(every, *experiment.validation)
         elif every:
             validation = ValidationRollout(every, experiment.validation,
                                            experiment.eval_steps, experiment.metric)
         curriculum = isinstance(experiment.configuration, Curriculum)
         data = Samples(experiment.train) if experiment.pairs else experiment.train
+        if experiment.task is not None:
+            data = experiment.task.data
         with config_section("[training]"):
             self.trainer = GeneralTrainer(
                 data,
@@ -472,8 +489,10 @@ def score(experiment: Experiment, model) -> dict:
 
     Trajectories: the metric per rollout step, against repeating the initial
     state. Pairs: the relative L2 error (percent) per pair, against
-    predicting the mean training target.
+    predicting the mean training target. A task: its own validation errors.
     """
+    if experiment.task is not None:
+        return {"errors": np.asarray(experiment.task.validate(model), np.float64)}
     if experiment.pairs:
         inputs, targets = experiment.validation
         predictions = _apply(model, inputs)
@@ -536,6 +555,8 @@ def evaluate(experiment: Experiment, model, run_dir: Path, scores=None, *,
     `scores` is what [`score`][] returned, if already computed.
     """
     scores = scores if scores is not None else score(experiment, model)
+    if experiment.task is not None:
+        return _evaluate_task(experiment, model, run_dir, scores, name, plots)
     result = _summary(experiment, scores)
     write_file(run_dir / name, json.dumps(result, indent=2, allow_nan=False) + "\n",
                text=True)
@@ -552,6 +573,22 @@ def evaluate(experiment: Experiment, model, run_dir: Path, scores=None, *,
     prediction = np.concatenate([reference[:1], np.asarray(scores["predictions"][:, 0])])
     _plots.make_plots(run_dir / plots, records, result, reference, prediction, write_file,
                       boundaries=boundaries, trajectory=0)
+    return result
+
+
+def _evaluate_task(experiment: Experiment, model, run_dir: Path, scores: dict, name: str,
+                   plots: str) -> dict:
+    """A task writes its own evaluation (and files such as sweep.json)."""
+    task = experiment.task
+    result = {"kind": "task", "task": experiment.config["task"]["name"],
+              "validation_error": _mean(scores["errors"]),
+              **task.evaluate(model, run_dir, write_file)}
+    result.setdefault("summary", f"validation error {result['validation_error']}")
+    write_file(run_dir / name, json.dumps(result, indent=2, allow_nan=False) + "\n",
+               text=True)
+    records = read_metrics(run_dir / METRICS, quiet=True)
+    _plots.make_loss_plot(run_dir / plots, records, task.validation_label, result,
+                          write_file)
     return result
 
 

@@ -91,6 +91,7 @@ import jax
 
 from .. import loss as tx_loss
 from .. import nn
+from .. import sample_data
 from ..sample_data import PROBLEMS
 from ._errors import CLIError
 
@@ -103,7 +104,21 @@ TYPE_NAMES = {
     "bool": "a boolean (true or false)",
     "str": "a string",
     "int_list": "a list of integers",
+    "float_list": "a list of numbers",
+    "str_list": "a list of strings",
+    "int_pair": "a pair [low, high] of integers",
+    "float_pair": "a pair [low, high] of numbers",
 }
+_LISTS = ("int_list", "float_list", "str_list", "int_pair", "float_pair")
+_NUMERIC = ("int", "float", "int_list", "float_list", "int_pair", "float_pair")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _given(value) -> str:
@@ -134,10 +149,14 @@ class Key:
             ok = isinstance(value, bool)
         elif self.type == "str":
             ok = isinstance(value, str)
-        elif self.type == "int_list":
-            ok = isinstance(value, list) and all(
-                isinstance(v, int) and not isinstance(v, bool) for v in value
+        elif self.type in _LISTS:
+            item = {"int_list": _is_int, "int_pair": _is_int, "str_list": lambda v:
+                    isinstance(v, str)}.get(self.type, _is_number)
+            ok = isinstance(value, (list, tuple)) and all(item(v) for v in value) and (
+                len(value) == 2 if self.type.endswith("_pair") else True
             )
+            if ok and self.type in ("float_list", "float_pair"):
+                value = [float(v) for v in value]
         else:  # pragma: no cover - a schema bug
             raise AssertionError(self.type)
         if not ok:
@@ -147,13 +166,15 @@ class Key:
                 f"{where}: expected one of {', '.join(map(str, self.choices))}; got "
                 f"{value!r}{_suggest(value, self.choices)}."
             )
-        items = value if self.type == "int_list" else [value]
-        for v in items if self.type in ("int", "float", "int_list") else []:
+        if self.type.endswith("_pair") and not value[0] <= value[1]:
+            raise CLIError(f"{where}: expected low <= high, got {list(value)!r}.")
+        items = value if self.type in _LISTS else [value]
+        for v in items if self.type in _NUMERIC else []:
             if self.minimum is not None and v < self.minimum:
                 raise CLIError(f"{where}: must be >= {self.minimum:g}, got {value!r}.")
             if self.positive and not v > 0:
                 raise CLIError(f"{where}: must be positive, got {value!r}.")
-        return list(value) if self.type == "int_list" else value
+        return list(value) if self.type in _LISTS else value
 
 
 def _suggest(name, accepted) -> str:
@@ -208,9 +229,23 @@ CHAIN_KINDS = ("diverted_chain", "diverted_chain_branch_one", "mix_chain_post_ph
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "exponential")
 SECTIONS = (
-    "description", "data", "validation", "model", "configuration", "optimizer",
+    "description", "task", "data", "validation", "model", "configuration", "optimizer",
     "training", "evaluation", "logging",
 )
+# Generated pairs (inputs, targets) for operator learning: [data] problem =
+# one of these trains on pairs, like a file of pairs.
+PAIR_PROBLEMS = {
+    f.__name__: f
+    for f in (
+        sample_data.poisson_2d_periodic,
+        sample_data.advection_diffusion_2d_periodic,
+        sample_data.helmholtz_2d_periodic,
+    )
+}
+ALL_PROBLEMS = {**PROBLEMS, **PAIR_PROBLEMS}
+# The sections a [task] builds itself (its builder returns data, model and
+# configuration); a task config may not set them.
+TASK_BUILDS = ("data", "validation", "model", "configuration")
 
 _ACTIVATION = Key("str", choices=tuple(ACTIVATIONS))
 # [model] kinds: the network and the config keys of its arguments. The keys
@@ -345,6 +380,14 @@ _NOT_KWARGS = ("key", "return_stepper", "num_samples")
 
 def _annotation_type(annotation) -> Optional[str]:
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin in (tuple, list) and args:
+        kinds = {_annotation_type(a) for a in args if a is not Ellipsis}
+        if origin is tuple and len(args) == 2 and Ellipsis not in args:
+            return {"int": "int_pair", "float": "float_pair"}.get(kinds.pop()) if len(
+                kinds) == 1 else None
+        return {"int": "int_list", "float": "float_list", "str": "str_list"}.get(
+            kinds.pop()) if len(kinds) == 1 else None
     if annotation is bool:
         return "bool"
     if annotation is int:
@@ -356,25 +399,36 @@ def _annotation_type(annotation) -> Optional[str]:
     return None
 
 
-def problem_kwargs_schema(problem: str) -> dict[str, Key]:
-    """The keyword arguments of `PROBLEMS[problem]`, typed from its signature.
+def signature_schema(fn, skip=_NOT_KWARGS) -> dict[str, Key]:
+    """The keyword arguments of `fn` a config can set, typed from its signature.
 
     Arguments whose default is `None` (computed by the function) get no
-    default here: they are passed only when the config sets them.
+    default here: they are passed only when the config sets them. Arguments
+    without a default are required.
     """
     schema = {}
-    fn = PROBLEMS[problem]
     hints = typing.get_type_hints(fn)  # the annotations may be strings
     for name, param in inspect.signature(fn).parameters.items():
-        if name in _NOT_KWARGS or param.kind not in (param.KEYWORD_ONLY,
-                                                     param.POSITIONAL_OR_KEYWORD):
+        if name in skip or param.kind not in (param.KEYWORD_ONLY,
+                                              param.POSITIONAL_OR_KEYWORD):
             continue
         kind = _annotation_type(hints.get(name, param.annotation))
         if kind is None:
             continue
         default = param.default
-        schema[name] = Key(kind, _OPTIONAL if default is None else default)
+        if default is inspect.Parameter.empty:
+            default = _REQUIRED
+        elif default is None:
+            default = _OPTIONAL
+        elif kind in _LISTS:
+            default = list(default)
+        schema[name] = Key(kind, default)
     return schema
+
+
+def problem_kwargs_schema(problem: str) -> dict[str, Key]:
+    """The keyword arguments of the data function `problem`, typed from its signature."""
+    return signature_schema(ALL_PROBLEMS[problem])
 
 
 def _check_kwargs(where: str, table, schema: dict[str, Key]) -> dict:
@@ -398,7 +452,10 @@ def _absolute(path: str) -> str:
 
 
 def data_kind(config: dict) -> str:
-    """`"trajectories"` or `"pairs"`: what the [data] section holds."""
+    """`"trajectories"` or `"pairs"`: what the [data] section holds (`"task"`
+    for a config whose [task] builds its data)."""
+    if "task" in config:
+        return "task"
     return config["data"].get("kind", "trajectories")
 
 
@@ -430,16 +487,32 @@ def _resolve_data(raw) -> dict:
     if has_problem == has_file:
         raise CLIError(
             "[data]: set exactly one of `problem` (a name in tx.sample_data.PROBLEMS: "
-            f"{', '.join(PROBLEMS)}) and `file` (a .npy/.npz/.h5 file of trajectories "
-            "or pairs)."
+            f"{', '.join(PROBLEMS)}; or pairs from {', '.join(PAIR_PROBLEMS)}) and `file` "
+            "(a .npy/.npz/.h5 file of trajectories or pairs)."
         )
     if has_problem:
+        problem = Key("str", choices=tuple(ALL_PROBLEMS)).check("[data] problem",
+                                                                raw["problem"])
         schema = {
-            "problem": Key("str", choices=tuple(PROBLEMS)),
+            "problem": Key("str", choices=tuple(ALL_PROBLEMS)),
             "num_samples": Key("int", 20, positive=True),
             "seed": Key("int", 0),
         }
-        table = {k: v for k, v in raw.items() if k != "kwargs"}
+        if problem in PAIR_PROBLEMS:
+            if raw.get("kind", "pairs") != "pairs":
+                raise CLIError(
+                    f"[data] problem {problem!r} makes pairs (inputs, targets): set kind = "
+                    f"'pairs' (or leave kind out), got {raw['kind']!r}."
+                )
+            schema = {"kind": Key("str", "pairs", choices=("pairs",)), **schema,
+                      "normalize_inputs": Key("bool", False)}
+        elif "kind" in raw and raw["kind"] != "trajectories":
+            raise CLIError(
+                f"[data] problem {problem!r} makes trajectories; pairs come from "
+                f"{', '.join(PAIR_PROBLEMS)} or from a file; got kind = {raw['kind']!r}."
+            )
+        table = {k: v for k, v in raw.items() if k != "kwargs" and not (
+            k == "kind" and problem not in PAIR_PROBLEMS)}
         out = _check_table("[data]", table, schema, hint=", kwargs")
         out["kwargs"] = _check_kwargs(
             "[data.kwargs]", raw.get("kwargs", {}), problem_kwargs_schema(out["problem"])
@@ -576,6 +649,8 @@ def resolve(raw: dict) -> dict:
             )
     description = raw.get("description", "")
     Key("str").check("description", description)
+    if "task" in raw:
+        return _resolve_task_config(raw, description)
     data = _resolve_data(raw.get("data"))
     config = {
         "description": description,
@@ -591,6 +666,44 @@ def resolve(raw: dict) -> dict:
             hint=" (pairs are scored by their relative L2 error)"
             if data.get("kind") == "pairs" else "",
         ),
+        "logging": _check_table("[logging]", raw.get("logging", {}), LOGGING),
+    }
+    _check_consistency(config)
+    return config
+
+
+def _resolve_task(raw) -> dict:
+    from ._tasks import TASKS  # the builders import much of the library
+
+    if not isinstance(raw, dict):
+        raise CLIError(f"[task] must be a table, got {_given(raw)}.")
+    if "name" not in raw:
+        raise CLIError(f"[task]: missing required key 'name' (one of {', '.join(TASKS)}).")
+    name = Key("str", choices=tuple(TASKS)).check("[task] name", raw["name"])
+    options = signature_schema(TASKS[name], skip=("key",))
+    schema = {"name": Key("str", choices=tuple(TASKS)),
+              **{k: Key(v.type, None) if v.default is _OPTIONAL else v
+                 for k, v in options.items()}}
+    out = _check_table("[task]", raw, schema, hint=f" (for name = {name!r})")
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _resolve_task_config(raw: dict, description: str) -> dict:
+    """A config whose [task] builds data, model and configuration itself."""
+    given = [name for name in TASK_BUILDS if name in raw]
+    if given:
+        raise CLIError(
+            f"[task] builds its own data, model and configuration: remove "
+            f"{', '.join(f'[{n}]' for n in given)} (the task's own keys go in [task])."
+        )
+    config = {
+        "description": description,
+        "task": _resolve_task(raw["task"]),
+        "optimizer": _resolve_optimizer(raw.get("optimizer")),
+        "training": _check_table("[training]", raw.get("training", {}), TRAINING),
+        "evaluation": _check_table("[evaluation]", raw.get("evaluation", {}),
+                                   EVALUATION_PAIRS,
+                                   hint=" (a task scores the model its own way)"),
         "logging": _check_table("[logging]", raw.get("logging", {}), LOGGING),
     }
     _check_consistency(config)
@@ -613,7 +726,7 @@ def _check_consistency(config: dict) -> None:
             f"[optimizer] warmup_steps ({optimizer['warmup_steps']}) must be smaller than "
             f"[training] num_training_steps ({training['num_training_steps']})."
         )
-    stages = config["configuration"].get("curriculum", [])
+    stages = config.get("configuration", {}).get("curriculum", [])
     if len(stages) > training["num_training_steps"]:
         raise CLIError(
             f"[training] num_training_steps ({training['num_training_steps']}) must be at "

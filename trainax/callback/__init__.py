@@ -3,6 +3,7 @@
 from ._base import BaseCallback, CompositeCallback
 from ._context import CallbackContext
 from ._callbacks import (
+    BestModel,
     GetNetwork,
     GradNorm,
     Loss,
@@ -13,6 +14,7 @@ from ._callbacks import (
 
 __all__ = [
     "BaseCallback",
+    "BestModel",
     "CallbackContext",
     "CompositeCallback",
     "GetNetwork",

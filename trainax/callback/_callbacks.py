@@ -1,4 +1,4 @@
-"""Concrete callbacks: networks, losses, norms and validation rollouts."""
+"""Concrete callbacks: networks, losses, norms, validation rollouts, the best model."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..configuration import BaseConfiguration, network_rollout
-from ..loss import BaseLoss, MSELoss
+from ..loss import BaseLoss, MSELoss, Normalized_RMSELoss
 from ._base import BaseCallback
 
 
@@ -218,3 +218,113 @@ def _rollout_error(model, trajectories, num_steps, metric):
     predictions = network_rollout(model, trajectories[:, 0], num_steps)
     references = jnp.moveaxis(trajectories[:, 1 : num_steps + 1], 1, 0)
     return jax.vmap(metric)(predictions, references)
+
+
+class _Best:
+    """The mutable record a `BestModel` keeps (outside the callback's fields,
+    which are immutable)."""
+
+    def __init__(self):
+        self.step, self.value, self.model = None, None, None
+
+
+class BestModel(BaseCallback):
+    """Keeps the model of the step with the best held-out metric.
+
+    Every `every` steps (and after the last step) it scores the model on a
+    held-out set and, when the score beats every earlier one, keeps a copy of
+    the model. After training, `best_model`, `best_step` and `best_value` are
+    the model, step and score of the best step seen, not of the last one
+    (step 0, the initial model, competes too). Its output in the callback
+    history is the score at each call.
+
+    **Arguments:**
+
+    - `every`: the period in steps.
+    - `data`: the held-out set: pairs `(inputs, targets)` with a leading
+        sample axis, or whatever `metric` takes.
+    - `metric`: a [`tx.loss`][trainax.loss] loss, applied as
+        `metric(vmap(model)(inputs), targets)` (default
+        [`Normalized_RMSELoss`][trainax.loss.Normalized_RMSELoss], the mean
+        relative L2 error), or any function `metric(model, data) -> scalar`.
+    - `mode`: `"min"` (default: lower is better) or `"max"`.
+    - `name`: the key of its output (default `"best_model"`).
+
+    A NaN score never counts as best. `reset()` forgets the record (to reuse
+    the callback for another training).
+
+    ```python
+    inputs = jr.normal(jr.PRNGKey(0), (8, 2, 16))
+    pairs = (inputs, inputs[:, :1])
+    best = tx.callback.BestModel(every=5, data=pairs)
+    model = eqx.nn.Conv1d(2, 1, 3, padding=1, key=jr.PRNGKey(1))
+    trainer = tx.GeneralTrainer(tx.Samples(pairs), tx.configuration.OperatorLearning(),
+                                optax.adam(1e-2), 20, 4, callback_fn=best,
+                                progress_bar=False)
+    model, losses, history = trainer(model, jr.PRNGKey(2))
+    best.best_step, best.best_value   # the best of steps 0, 5, 10, 15, 20
+    ```
+    """
+
+    every: int = eqx.field(static=True)
+    data: Any
+    metric: Any = Normalized_RMSELoss()
+    mode: str = eqx.field(static=True, default="min")
+    name: str = eqx.field(static=True, default="best_model")
+    record: _Best = eqx.field(default_factory=_Best)
+
+    def __check_init__(self):
+        super().__check_init__()
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"`mode` must be 'min' or 'max', got {self.mode!r}.")
+        if not callable(self.metric):
+            raise TypeError(
+                "`metric` must be a tx.loss loss or a function metric(model, data) -> "
+                f"scalar, got {type(self.metric).__name__}."
+            )
+        if isinstance(self.metric, BaseLoss) and not (
+            isinstance(self.data, (tuple, list)) and len(self.data) == 2
+        ):
+            raise ValueError(
+                "`data` must be a pair (inputs, targets) when `metric` is a tx.loss loss, "
+                f"got {type(self.data).__name__}."
+            )
+
+    def compute(self, step, model, context):
+        if isinstance(self.metric, BaseLoss):
+            value = float(_pair_metric(model, self.data[0], self.data[1], self.metric))
+        else:
+            value = float(self.metric(model, self.data))
+        best = self.record.value
+        better = best is None or (value < best if self.mode == "min" else value > best)
+        if np.isfinite(value) and better:
+            # a copy: the caller may donate or reuse the model's buffers
+            self.record.step, self.record.value = int(step), value
+            self.record.model = jax.tree_util.tree_map(
+                lambda x: jnp.copy(x) if eqx.is_array(x) else x, model
+            )
+        return value
+
+    @property
+    def best_model(self):
+        """The model of the best step (`None` before the first call)."""
+        return self.record.model
+
+    @property
+    def best_step(self) -> Optional[int]:
+        """The step of the best score (`None` before the first call)."""
+        return self.record.step
+
+    @property
+    def best_value(self) -> Optional[float]:
+        """The best score (`None` before the first call)."""
+        return self.record.value
+
+    def reset(self) -> None:
+        """Forget the kept model and score."""
+        self.record.step, self.record.value, self.record.model = None, None, None
+
+
+@eqx.filter_jit
+def _pair_metric(model, inputs, targets, metric):
+    return metric(jax.vmap(model)(inputs), targets)

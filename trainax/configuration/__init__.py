@@ -18,6 +18,7 @@ from ._base import (
 from ._diverted_chain import DivertedChain, DivertedChainBranchOne
 from ._mix_chain import MixChainPostPhysics
 from ._operator import OperatorLearning
+from ._physics_informed import PhysicsInformed
 from ._residuum import Residuum
 from ._spectral import GridResidual, SpectralResidual
 from ._supervised import Supervised
@@ -32,6 +33,7 @@ __all__ = [
     "GridResidual",
     "MixChainPostPhysics",
     "OperatorLearning",
+    "PhysicsInformed",
     "Residuum",
     "SpectralResidual",
     "Supervised",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import equinox as eqx
 import jax
 from jaxtyping import Array, Float
 
 from ..loss import BaseLoss, MSELoss
+from .._checks import output_of, require_shape
 from ._base import BaseConfiguration
 
 
@@ -58,19 +58,10 @@ class OperatorLearning(BaseConfiguration):
     def check_model(self, model, batch) -> None:
         inputs, targets = self._pair(batch)
         one_input = jax.ShapeDtypeStruct(inputs.shape[1:], inputs.dtype)
-        try:
-            out = eqx.filter_eval_shape(model, one_input)
-        except Exception as error:
-            raise ValueError(
-                f"`model` cannot be applied to one input of shape {tuple(inputs.shape[1:])} "
-                f"(C_in, *N): {type(error).__name__}: {error}"
-            ) from error
-        out_shape = getattr(out, "shape", None)
-        if out_shape != tuple(targets.shape[1:]):
-            raise ValueError(
-                f"`model` must map one input {tuple(inputs.shape[1:])} to the shape of one "
-                f"target {tuple(targets.shape[1:])}; it returns {out_shape}."
-            )
+        out = output_of("model", model, one_input,
+                        given=f"one input of shape {tuple(inputs.shape[1:])} (C_in, *N)")
+        require_shape("model", out, targets.shape[1:],
+                      f"one input {tuple(inputs.shape[1:])} to the shape of one target")
 
     def __call__(
         self, model, data, *, ref_stepper=None, residuum_fn=None, key=None

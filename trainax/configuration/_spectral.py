@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._checks import output_of, require_shape
 from ..spectral import AbstractSpectralProblem
 from ._base import BaseConfiguration
 
@@ -35,20 +36,11 @@ def _check_prediction(problem, model, batch, basis, where: str) -> None:
     _check_batch(problem, batch)
     params = jax.ShapeDtypeStruct(tuple(batch.shape[1:]), batch.dtype)
     expected = (1, *basis.shape)
-    try:
-        out = eqx.filter_eval_shape(lambda m, p: m(problem.model_input(p, basis)), model, params)
-    except Exception as error:
-        raise ValueError(
-            f"`model` cannot be applied to the problem's input of shape "
-            f"({problem.in_channels}, {', '.join(map(str, basis.shape))}) {where}: "
-            f"{type(error).__name__}: {error}"
-        ) from error
-    shape = getattr(out, "shape", None)
-    if shape != expected:
-        raise ValueError(
-            f"`model` must map the problem's input to solution coefficients {expected} "
-            f"{where}; it returns {shape}."
-        )
+    out = output_of(
+        "model", lambda m, p: m(problem.model_input(p, basis)), model, params,
+        given=(f"the problem's input of shape ({problem.in_channels}, "
+               f"{', '.join(map(str, basis.shape))}) {where}"))
+    require_shape("model", out, expected, f"the problem's input {where} to solution coefficients")
 
 
 class SpectralResidual(BaseConfiguration):

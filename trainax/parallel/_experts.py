@@ -14,7 +14,7 @@ EXPERT_AXIS = "experts"
 def expert_mesh(devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
     """A one-axis `Mesh` named `"experts"` over `devices` (default: all devices).
 
-    A `MixtureOfExperts` with
+    A [`MixtureOfExperts`][trainax.constraint.MixtureOfExperts] with
     `parallel="shard"` puts its expert axis on this axis: each device solves
     the experts of its share. The axis type is `Auto`, as for
     [`data_mesh`][trainax.parallel.data_mesh].

@@ -16,6 +16,14 @@ Every data function needs an explicit `key`: the same key gives the same data.
 from ._advection_diffusion import advection_diffusion_1d_periodic
 from ._burgers import burgers_1d_periodic
 from ._diffusion import diffusion_1d_periodic, diffusion_2d_periodic
+from ._diffusion_sorption import (
+    ConstraintExperiment,
+    diffusion_sorption_1d,
+    diffusion_sorption_experiment,
+    random_initial_states,
+    relative_l2_error,
+    solve_diffusion_sorption,
+)
 from ._elliptic import (
     advection_diffusion_2d_periodic,
     helmholtz_2d_periodic,
@@ -54,6 +62,7 @@ from ._residuum import (
 
 __all__ = [
     "PROBLEMS",
+    "ConstraintExperiment",
     "CrankNicolsonResiduum",
     "FourierShiftStepper",
     "InputNormalizer",
@@ -64,6 +73,8 @@ __all__ = [
     "advection_diffusion_residuum",
     "advection_residuum",
     "burgers_1d_periodic",
+    "diffusion_sorption_1d",
+    "diffusion_sorption_experiment",
     "diffusion_1d_periodic",
     "diffusion_2d_periodic",
     "diffusion_residuum",
@@ -74,7 +85,10 @@ __all__ = [
     "lorenz_rk4",
     "make_lorenz_stepper_rk4",
     "navier_stokes_2d_periodic",
+    "random_initial_states",
     "random_observation_mask",
+    "relative_l2_error",
+    "solve_diffusion_sorption",
     "split_horizon",
     "navier_stokes_2d_points",
     "wave_2d_periodic",

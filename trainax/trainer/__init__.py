@@ -13,6 +13,15 @@ from ._named import (
 )
 from ._sources import AbstractDataSource, Sampler, Samples, Trajectories
 from ._substack import TrajectorySubStacker, substack_trajectories
+from ._sweep import (
+    best_over_learning_rates,
+    cosine_adam,
+    data_scaling_sweep,
+    plot_sweep,
+    read_sweep,
+    relative_l2,
+    sweep_table,
+)
 from ._transfer import fine_tune, subsample
 
 __all__ = [
@@ -30,8 +39,15 @@ __all__ = [
     "SupervisedTrainer",
     "Trajectories",
     "TrajectorySubStacker",
+    "best_over_learning_rates",
+    "cosine_adam",
+    "data_scaling_sweep",
     "fine_tune",
+    "plot_sweep",
+    "read_sweep",
+    "relative_l2",
     "step_keys",
     "subsample",
     "substack_trajectories",
+    "sweep_table",
 ]
