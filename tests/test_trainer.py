@@ -712,3 +712,15 @@ def test_residuum_of_solver_step_equals_branch_one_chain(named_run):
     *_, trained_d, history_d = named_run("diverted_one")
     np.testing.assert_allclose(history_r, history_d, rtol=1e-4)
     assert_models_equal(trained_r, trained_d, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("num_samples", [1, 7, 1900, 70_000])
+def test_mixer_permutations_are_jax_permutations_for_every_round_count(num_samples):
+    # 0, 1, 1 and 2 sorting rounds inside jax.random.permutation: the mixer
+    # sorts the same random words on the host and must agree exactly
+    key = jr.PRNGKey(11)
+    mixer = tx.PermutationMixer(num_samples, 1, key=key, epochs_per_draw=2)
+    for epoch in range(5):  # across blocks of 2 epochs
+        np.testing.assert_array_equal(
+            mixer.permutation(epoch), np.asarray(jr.permutation(key, num_samples)))
+        key = jr.split(key)[0]

@@ -31,6 +31,7 @@ from ._schema import (
     MODELS,
     PAIR_PROBLEMS,
     RESIDUUM_FACTORIES,
+    _resolve_optimizer,
     data_kind,
 )
 
@@ -94,6 +95,18 @@ def config_section(where: str):
         raise CLIError(f"{where}: {' '.join(str(error).split())}") from error
 
 
+def precision(config: dict):
+    """The precision the experiment runs in: `jax.enable_x64(True)` (a context
+    manager that restores the previous setting on exit) when the config's
+    [task] builder needs float64 (its attribute `needs_x64`), else nothing."""
+    if "task" in config:
+        from ._tasks import TASKS
+
+        if getattr(TASKS[config["task"]["name"]], "needs_x64", False):
+            return jax.enable_x64(True)
+    return contextlib.nullcontext()
+
+
 def build(config: dict, run_dir: Optional[Path] = None) -> Experiment:
     """Build the experiment; data come from `run_dir/data` when cached there."""
     training = config["training"]
@@ -146,8 +159,13 @@ def _build_task(config: dict, model_key, train_key) -> Experiment:
     steps = config["training"]["num_training_steps"]
     with config_section("[task]"):
         task = TASKS[config["task"]["name"]](key=model_key, **options)
-    with config_section("[optimizer]"):
-        optimizer = make_optimizer(config["optimizer"], steps)
+    optimizer = task.optimizer
+    if optimizer is not None and config["optimizer"] != _resolve_optimizer(None):
+        raise CLIError(f"[optimizer]: task {config['task']['name']!r} brings its own "
+                       "optimizer (its learning rates are [task] keys): remove [optimizer].")
+    if optimizer is None:
+        with config_section("[optimizer]"):
+            optimizer = make_optimizer(config["optimizer"], steps)
     return Experiment(config=config, train=task.data, validation=None, model=task.model,
                       configuration=task.configuration, optimizer=optimizer,
                       key=train_key, task=task)

@@ -16,6 +16,7 @@ from ._experiment import (
     changed_data,
     depends_on_length,
     generated_bytes,
+    precision,
 )
 from ._lock import RunLock, writable_error
 from ._presets import describe, load_source, presets
@@ -252,6 +253,11 @@ def _sweep(args) -> int:
 
 def _run(args, resolved=None) -> int:
     config, run_dir = resolved if resolved is not None else _config_of(args)
+    with precision(config):  # float64 for the tasks that need it, restored after
+        return _run_config(args, config, run_dir)
+
+
+def _run_config(args, config: dict, run_dir: Path) -> int:
     if run_dir.exists() and not run_dir.is_dir():
         raise CLIError(f"--out {run_dir} is a file, not a folder.")
     lock = RunLock(run_dir, "run")  # also checks that the folder can be written
@@ -311,8 +317,13 @@ def _extend(run_dir: Path, config: dict, steps: int) -> dict:
 
 
 def _resume(args) -> int:
+    config = read_config(args.run_dir)
+    with precision(config):
+        return _resume_config(args, config)
+
+
+def _resume_config(args, config: dict) -> int:
     run_dir = args.run_dir
-    config = read_config(run_dir)
     lock = RunLock(run_dir, "resume")
     try:
         if not (run_dir / CHECKPOINT).is_file():
@@ -342,8 +353,13 @@ def _resume(args) -> int:
 
 
 def _evaluate(args) -> int:
+    config = read_config(args.run_dir)
+    with precision(config):
+        return _evaluate_config(args, config)
+
+
+def _evaluate_config(args, config: dict) -> int:
     run_dir = args.run_dir
-    config = read_config(run_dir)
     lock = RunLock(run_dir, "evaluate")
     try:
         changed = _refuse_changed_data(run_dir, config, "evaluate")

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 FILES = ("loss.png", "rollout_error.png", "prediction.png")
-TASK_FILES = ("sweep.png",)
+TASK_FILES = ("sweep.png", "forecast.gif", "solution.png")
 
 
 def _pyplot():

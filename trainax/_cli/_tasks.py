@@ -1,27 +1,30 @@
 """Tasks: experiments whose data, model and scoring a [data]/[model] table
 cannot describe, each built by one registered function.
 
-A config with a `[task]` table names a builder in `TASKS`; the table's other
-keys are the builder's keyword arguments (typed from its signature, checked
-like every other key). The builder returns a `Task`: the data source, the
-initial model and the configuration the one trainer trains, a `validate`
-function (one error per held-out item: its mean is the validation error of
-metrics.jsonl) and an `evaluate` function writing what goes into
-evaluation.json. [optimizer], [training], [evaluation] every and [logging]
-apply as for any config, and so do the run folder, its lock, checkpoints,
-resume and metrics.jsonl.
+A config with a `[task]` table names a builder in `TASKS` (this module's
+and those of `_tasks_spectral.py`, `_tasks_constraint.py` and
+`_tasks_inr.py`); the table's other keys are the builder's keyword
+arguments (typed from its signature, checked like every other key). The
+builder returns a `Task`: the data source, the initial model and the
+configuration the one trainer trains, a `validate` function (one error per
+held-out item: its mean is the validation error of metrics.jsonl) and an
+`evaluate` function writing what goes into evaluation.json. [optimizer]
+(unless the task brings its own optimizer, `Task.optimizer`), [training],
+[evaluation] every and [logging] apply as for any config, and so do the run
+folder, its lock, checkpoints, resume and metrics.jsonl.
 
-Adding a task is adding a builder here and its name to `TASKS`.
+Adding a task is adding a builder (returning a `_task.Task`) to one of these
+modules and its name to that module's `TASKS`. A builder with the attribute
+`sweeps = True` runs a resumable sweep in its `evaluate` (`trainax sweep`).
+A builder with `needs_x64 = True` runs in float64: the command runs its
+whole experiment (build, training, evaluation, resume) under
+`jax.enable_x64(True)` and restores the previous setting afterwards.
 """
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -37,46 +40,9 @@ from ..trainer import (
     read_sweep,
     sweep_table,
 )
+from . import _tasks_constraint, _tasks_inr, _tasks_spectral
 from ._errors import CLIError
-
-
-@dataclass
-class Task:
-    """What a task builder returns.
-
-    - `data`: the trainer's data source (`Samples`, `Sampler`, ...).
-    - `model`, `configuration`: the initial model and its configuration.
-    - `validate(model) -> (M,)`: errors on held-out items, lower is better.
-    - `evaluate(model, run_dir, write_file) -> dict`: the task's part of
-      evaluation.json, with a one-line `summary`; it may write files into the
-      run folder with `write_file(path, content)` (atomic).
-    - `validation_label`: the validation error's name, for the loss plot.
-    - `sweep`: whether `evaluate` runs a resumable sweep (`trainax sweep`).
-    """
-
-    data: Any
-    model: Any
-    configuration: Any
-    validate: Callable
-    evaluate: Callable
-    validation_label: str = "validation error"
-    sweep: bool = False
-
-
-def _rel_l2_percent(model, inputs, targets) -> np.ndarray:
-    """Per-sample relative L2 error in percent."""
-    return np.asarray(_rel_l2(model, inputs, targets), np.float64)
-
-
-@eqx.filter_jit
-def _rel_l2(model, inputs, targets):
-    error = jax.vmap(model)(inputs) - targets
-    axes = tuple(range(1, targets.ndim))
-    return 100 * jnp.sqrt(jnp.sum(error**2, axis=axes) / jnp.sum(targets**2, axis=axes))
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+from ._task import Task, rel_l2_percent, say, write_figure
 
 
 # -- fno_transfer: pretrain on Poisson, sweep downstream sizes ---------------------
@@ -159,7 +125,7 @@ def fno_transfer(
         return nn.FNO(2, 5, 1, width=width, modes=modes, num_layers=num_layers, key=k)
 
     def validate(model):
-        return _rel_l2_percent(model, *held_out)
+        return rel_l2_percent(model, *held_out)
 
     def evaluate(model, run_dir: Path, write_file):
         tasks = {name: _split_normalised(makers[name](largest + num_test), largest)
@@ -167,11 +133,11 @@ def fno_transfer(
         path = run_dir / "sweep.json"
         done = len(read_sweep(path))
         if done:
-            _say(f"trainax: sweep: {done} points already in {path}; running the rest.")
+            say(f"trainax: sweep: {done} points already in {path}; running the rest.")
 
         def show(row):
             rate = "-" if row["learning_rate"] is None else f"{row['learning_rate']:g}"
-            _say(f"sweep: {row['task']}, {row['num_samples']} samples, {row['init']}, "
+            say(f"sweep: {row['task']}, {row['num_samples']} samples, {row['init']}, "
                  f"learning rate {rate}: test relative L2 {100 * row['test_rel_l2']:.2f} %")
 
         rows = data_scaling_sweep(
@@ -179,7 +145,7 @@ def fno_transfer(
             num_training_steps=sweep_steps, batch_size=sweep_batch_size, key=sweep_key,
             results_path=path, on_row=show,
         )
-        _write_plot(run_dir / "plots" / "sweep.png", rows, write_file)
+        write_figure(run_dir / "plots" / "sweep.png", lambda: plot_sweep(rows), write_file)
         best = best_over_learning_rates(rows)
         error = {(r["task"], r["init"], r["num_samples"]): r["test_rel_l2"] for r in best}
         beats = {task: {str(n): bool(error[(task, "pretrained", n)]
@@ -211,23 +177,8 @@ def fno_transfer(
     )
 
 
-def _write_plot(path: Path, rows, write_file) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        _say("trainax: matplotlib is not installed; skipping plots (pip install matplotlib).")
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = plot_sweep(rows)
-    try:
-        write_file(path, lambda f: fig.savefig(f, format="png", dpi=110))
-    finally:
-        plt.close(fig)
-
-
 fno_transfer.sweeps = True  # `trainax sweep` runs or continues it
 
 TASKS = {"fno_transfer": fno_transfer}
+for _module in (_tasks_spectral, _tasks_constraint, _tasks_inr):
+    TASKS.update(_module.TASKS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from typing import Callable, Optional, Union
 
@@ -26,6 +27,9 @@ from ._sources import AbstractDataSource, Sampler, Samples, Trajectories, as_sou
 # The per-step keys come from their own stream of the trainer's key, so the
 # minibatch permutations (drawn from the key itself) do not depend on them.
 _STEP_KEY_STREAM = 0x7374_6570  # "step"
+
+# chunks: the most steps per dispatch by default, and the wall time a chunk aims at
+_DEVICE_CHUNK, _HOST_CHUNK, _CHUNK_SECONDS = 1000, 100, 0.25
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -157,7 +161,7 @@ class GeneralTrainer:
     [`Sampler`][trainax.trainer.Sampler] drawing a fresh batch at each step.
     A [`PermutationMixer`][trainax.trainer.PermutationMixer] draws every
     window or sample once per epoch. The update (loss, gradient, optimizer
-    step) is compiled once per configuration and runs `chunk_size` steps per
+    step) is compiled once per configuration and runs a chunk of steps per
     dispatch inside one `lax.fori_loop`, with the parameter and optimizer
     buffers donated; Python only runs between chunks (progress bar,
     callbacks, checkpoints, the NaN check).
@@ -191,7 +195,12 @@ class GeneralTrainer:
         follows the rollout taxonomy's protocol: it is called as
         `fn(update_i, model, minibatch)` before every update step, and the
         history holds its outputs, one per update step.
-    - `chunk_size`: training steps per compiled dispatch (default 100).
+    - `chunk_size`: training steps per compiled dispatch. Default `None`:
+        as many as take about a quarter of a second, measured as training
+        goes, at most 1000 (100 when a host feed reads each chunk's
+        minibatches), so fast models pay no dispatch overhead and slow ones
+        still update the progress bar and the NaN check often. The
+        results do not depend on it.
     - `progress_bar`: show a tqdm bar with the running loss (default True).
     - `nan_policy`: `"raise"` (default) stops with a
         [`NonFiniteLossError`][trainax.trainer.NonFiniteLossError] naming the
@@ -251,7 +260,7 @@ class GeneralTrainer:
         ref_stepper: Optional[Callable] = None,
         residuum_fn: Optional[Callable] = None,
         callback_fn=None,
-        chunk_size: int = 100,
+        chunk_size: Optional[int] = None,
         progress_bar: bool = True,
         nan_policy: str = "raise",
         checkpoint_path: Optional[Union[str, os.PathLike]] = None,
@@ -285,7 +294,8 @@ class GeneralTrainer:
                 f"optax.adam(1e-3)), got {type(optimizer).__name__}."
             )
         positive_int("batch_size", batch_size)
-        positive_int("chunk_size", chunk_size)
+        if chunk_size is not None:
+            positive_int("chunk_size", chunk_size)
         if nan_policy not in ("raise", "continue"):
             raise ValueError(
                 f"`nan_policy` must be 'raise' or 'continue', got {nan_policy!r}."
@@ -347,6 +357,9 @@ class GeneralTrainer:
         self.residuum_fn = residuum_fn
         self.callback_fn = callback_fn
         self.chunk_size = chunk_size
+        # the most steps one dispatch runs (its loss buffer and index rows)
+        self._capacity = chunk_size if chunk_size is not None else (
+            _HOST_CHUNK if source.host else _DEVICE_CHUNK)
         self.progress_bar = progress_bar
         self.nan_policy = nan_policy
         self.checkpoint_path = checkpoint_path
@@ -389,6 +402,7 @@ class GeneralTrainer:
         self.per_sample_optimizer = per_sample_optimizer
         self._stage_batch_sizes = tuple(stage_batch_sizes)
         self._compiled = {}
+        self._span = None  # steps per chunk last measured (chunk_size=None)
         self._checked = {}
         self._callback_loss_fns = {}
 
@@ -410,7 +424,7 @@ class GeneralTrainer:
         )
 
     def _make_chunk_runner(self, configuration, static, feed_static, loss_dtype, mixed=False):
-        chunk, mesh = self.chunk_size, self.mesh
+        chunk, mesh = self._capacity, self.mesh
         updater = self._updater(static)
 
         def loss_fn(params, batch, key, indices):
@@ -475,14 +489,30 @@ class GeneralTrainer:
             yield _Stage(self, index, configuration, start, start + num_steps, raw_key)
             start += num_steps
 
-    def _next_boundary(self, step: int, stage_end: int) -> int:
-        periods = [self.chunk_size]
+    def _next_boundary(self, step: int, stage_end: int, span: int) -> int:
+        """Where the chunk from `step` ends: after `span` steps, at the next
+        callback or checkpoint step, or at the stage's end (an explicit
+        `chunk_size` cuts at its multiples)."""
+        periods = [] if self.chunk_size is None else [self.chunk_size]
         if self.callback_fn is not None:
             periods.append(getattr(self.callback_fn, "every", 1))
         if self.checkpoint_every is not None:
             periods.append(self.checkpoint_every)
-        nxt = min((step // p + 1) * p for p in periods)
+        nxt = min([step + span] + [(step // p + 1) * p for p in periods])
         return min(nxt, stage_end)
+
+    def _init_fn(self, static):
+        """The optimizer's `init`, compiled once per kind of model (one
+        dispatch instead of one per state leaf)."""
+        leaves, treedef = jax.tree_util.tree_flatten(static)
+        try:
+            cache_key = ("init", treedef, tuple(leaves))
+            hash(cache_key)
+        except TypeError:
+            return self._updater(static).init
+        if cache_key not in self._compiled:
+            self._compiled[cache_key] = jax.jit(self._updater(static).init)
+        return self._compiled[cache_key]
 
     def _updater(self, static):
         if self.per_sample is None:
@@ -691,7 +721,7 @@ class GeneralTrainer:
             self._table_mask = self._check_tables(model, mask)
         params, static = eqx.partition(model, mask)
         if opt_state is None:
-            opt_state = self._updater(static).init(params)
+            opt_state = self._init_fn(static)(params)
         total = self.num_training_steps
         loss_history = np.full(total, np.nan, dtype=loss_dtype)
         step = 0
@@ -710,8 +740,7 @@ class GeneralTrainer:
         raw_key = _as_raw_key(key)
         key_base = jr.fold_in(raw_key, _STEP_KEY_STREAM)
         # fresh buffers: the chunk runner donates them
-        params = jax.tree_util.tree_map(jnp.array, params)
-        opt_state = jax.tree_util.tree_map(jnp.array, opt_state)
+        params, opt_state = _fresh_copies((params, opt_state))
         if self.mesh is not None:
             params, opt_state = replicate((params, opt_state), self.mesh)
             key_base = replicate(key_base, self.mesh)
@@ -720,16 +749,45 @@ class GeneralTrainer:
         nan_seen = False
         show = self.progress_bar if spawn_tqdm is None else bool(spawn_tqdm)
         bar = tqdm(total=total, initial=step, disable=not show, desc="training")
+        # the chunk dispatched last, whose losses are read once the next one is
+        # dispatched: the host's work between chunks (the next minibatch
+        # indices, a host feed's reads) overlaps the device's
+        pending = None
+        # steps per chunk: a given chunk_size, or sized to the measured step time
+        # (a later call starts from the span the last one ended with)
+        span = self._capacity if self.chunk_size is not None else (
+            self._span or min(100, self._capacity))
+        clock = time.perf_counter()
+
+        def flush():
+            nonlocal pending, nan_seen, span, clock
+            if pending is None:
+                return
+            losses, lo, hi = pending
+            pending = None
+            losses = to_host(losses)[: hi - lo]
+            now = time.perf_counter()
+            if self.chunk_size is None:  # the chunk ran (about) since the last read
+                per_step = max(now - clock, 1e-9) / (hi - lo)
+                span = self._span = int(min(self._capacity, max(1, _CHUNK_SECONDS / per_step)))
+            clock = now
+            loss_history[lo:hi] = losses
+            nan_seen = self._check_finite(losses, lo, nan_seen)
+            bar.update(len(losses))
+            bar.set_postfix(loss=f"{losses[-1]:.3e}", refresh=False)
+
         try:
             for stage in self._stages(raw_key):
                 if stage.end <= step and stage.index < len(self.stages) - 1:
                     continue
                 runners = {}  # compiled lazily, per minibatch size
                 while step < stage.end:
-                    self._run_callback(step, params, static, opt_state, stage, key_base,
-                                       loss_history, callback_history)
-                    end = stage.chunk_end(step, self._next_boundary(step, stage.end))
-                    indices = stage.indices(step, end - step, self.chunk_size)
+                    if self._callback_due(step):
+                        flush()  # a callback sees the loss history up to its step
+                        self._run_callback(step, params, static, opt_state, stage, key_base,
+                                           loss_history, callback_history)
+                    end = stage.chunk_end(step, self._next_boundary(step, stage.end, span))
+                    indices = stage.indices(step, end - step, self._capacity)
                     feed = self._stage_feed(stage, indices)
                     feed_dynamic, feed_static = eqx.partition(feed, eqx.is_array)
                     if self.mesh is not None:
@@ -742,16 +800,15 @@ class GeneralTrainer:
                     params, opt_state, losses = runners[size](
                         params, opt_state, feed_dynamic, indices, key_base, step, end - step
                     )
-                    losses = to_host(losses)[: end - step]
-                    loss_history[step:end] = losses
-                    nan_seen = self._check_finite(losses, step, nan_seen)
+                    flush()
+                    pending = (losses, step, end)
                     step = end
-                    bar.update(len(losses))
-                    bar.set_postfix(loss=f"{losses[-1]:.3e}", refresh=False)
                     if self.checkpoint_every is not None and step % self.checkpoint_every == 0:
+                        flush()
                         save_state(
                             self.checkpoint_path, params, opt_state, step, loss_history, raw_key
                         )
+                flush()
             # the final model: the batch is the one a further step would draw
             self._run_callback(step, params, static, opt_state, stage, key_base,
                                loss_history, callback_history)
@@ -796,11 +853,15 @@ class GeneralTrainer:
         row = indices[0] if stage.mixer is not None else None
         return batch, loss_key, row
 
+    def _callback_due(self, step: int) -> bool:
+        callback = self.callback_fn
+        return callback is not None and step % getattr(callback, "every", 1) == 0
+
     def _run_callback(
         self, step, params, static, opt_state, stage, key_base, loss_history, callback_history
     ):
         callback = self.callback_fn
-        if callback is None or step % getattr(callback, "every", 1) != 0:
+        if not self._callback_due(step):
             return
         configuration = stage.configuration
         batch, loss_key, indices = self._batch_at(stage, step, key_base)
@@ -866,6 +927,12 @@ def _describe_optimizer(optimizer) -> str:
     init = getattr(optimizer, "init", None)
     qualname = getattr(init, "__qualname__", "")
     return qualname.split(".<locals>")[0] if qualname else type(optimizer).__name__
+
+
+@jax.jit
+def _fresh_copies(tree):
+    """Copies of every array leaf (in one dispatch): the chunk runner donates them."""
+    return jax.tree_util.tree_map(jnp.copy, tree)
 
 
 class _DenseUpdate:
