@@ -24,3 +24,17 @@ def error_line(capsys) -> str:
     last = err.splitlines()[-1] if err else ""
     assert last.startswith("trainax: error: "), err
     return last
+
+
+def interrupt_metrics_at(monkeypatch, step: int) -> None:
+    """Make a run stop as after Ctrl-C when it writes the metrics of `step`."""
+    import trainax._cli._run as run_module
+
+    write = run_module.MetricsSink.__call__
+
+    def interrupt(self, record):
+        if record["step"] == step:
+            raise KeyboardInterrupt
+        write(self, record)
+
+    monkeypatch.setattr(run_module.MetricsSink, "__call__", interrupt)

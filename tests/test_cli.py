@@ -26,7 +26,7 @@ from trainax._cli._schema import data_kind, resolve
 from trainax._cli._toml import dumps, parse_toml
 from trainax.nn import LinearConvStepper
 
-from cli_helpers import error_line, metrics, strict_json
+from cli_helpers import error_line, interrupt_metrics_at, metrics, strict_json
 
 PRESETS = sorted(presets())
 # presets that roll out trajectories (the others are tested in test_cli_tasks.py)
@@ -368,14 +368,7 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path, mon
     straight, broken = tmp_path / "straight", tmp_path / "broken"
     assert main([*argv, "--out", str(straight)]) == 0
 
-    write = run_module.MetricsSink.__call__
-
-    def interrupt_at_20(self, record):
-        if record["step"] == 20:
-            raise KeyboardInterrupt
-        write(self, record)
-
-    monkeypatch.setattr(run_module.MetricsSink, "__call__", interrupt_at_20)
+    interrupt_metrics_at(monkeypatch, 20)
     assert main([*argv, "--out", str(broken)]) == 130
     assert f"trainax resume {broken}" in capsys.readouterr().err
     assert not (broken / "model.eqx").exists()

@@ -10,14 +10,13 @@ import pytest
 
 import trainax as tx
 
-from trainax._cli import _run as run_module
 from trainax._cli import main
 from trainax._cli._presets import presets
 from trainax._cli._schema import resolve
 from trainax._cli._tasks_spectral import _errors, _references, _zero_output
 from trainax._cli._toml import parse_toml
 
-from cli_helpers import error_line, metrics, strict_json
+from cli_helpers import error_line, interrupt_metrics_at, metrics, strict_json
 
 COMMON = [
     "--quiet", "--steps", "20", "--set", "training.log_every=10", "evaluation.every=10",
@@ -103,14 +102,7 @@ def test_evaluate_reproduces_the_error(spectral_run, capsys):
 def test_an_interrupted_run_resumes_exactly(runs, tmp_path, monkeypatch):
     name = "nsm-poisson"  # one problem shows it: every task draws through the same Sampler
     straight, broken = runs(name), tmp_path / "broken"
-    write = run_module.MetricsSink.__call__
-
-    def interrupt_at_20(self, record):
-        if record["step"] == 20:
-            raise KeyboardInterrupt
-        write(self, record)
-
-    monkeypatch.setattr(run_module.MetricsSink, "__call__", interrupt_at_20)
+    interrupt_metrics_at(monkeypatch, 20)
     assert main(["run", name, "--out", str(broken), *small(name)]) == 130
     monkeypatch.undo()
     assert [r["step"] for r in metrics(broken)] == [10]
