@@ -47,12 +47,14 @@ def max_abs(a) -> float:
     ids=["fourier2", "chebyshev_fourier", "space_time3", "chebyshev1"],
 )
 def test_operator_shapes(basis):
+    num_fourier = sum(isinstance(b, S.Fourier) for b in basis.axes)
     model = tx.nn.SpectralOperator(basis, 2, 3, width=4, num_layers=2, key=KEY)
     x = jr.normal(KEY, (5, 2, *basis.shape))
     out = jax.vmap(model)(x)
     assert out.shape == (5, 3, *basis.shape) and out.dtype == jnp.float32
     assert bool(jnp.all(jnp.isfinite(out)))
-    assert [w.shape for w in model.weights] == [(4, 4, *basis.shape)] * 2
+    # one weight array per subset of the Fourier axes (quarter turns)
+    assert [w.shape for w in model.weights] == [(2**num_fourier, 4, 4, *basis.shape)] * 2
 
 
 def test_operator_retains_the_lowest_modes_only(x64):
@@ -60,13 +62,61 @@ def test_operator_retains_the_lowest_modes_only(x64):
     identity = lambda h: h  # noqa: E731
     model = tx.nn.SpectralOperator(basis, 1, 1, width=4, modes=3, num_layers=1,
                                    activation=identity, projection_width=0, key=KEY)
-    assert model.weights[0].shape == (4, 4, 3, 3)
+    assert model.weights[0].shape == (4, 4, 4, 3, 3)
     # with no activation the model is linear and, above the retained block,
     # sees each coefficient through the pointwise layers alone
     skip = model.projection[0].weight @ model.skips[0].weight @ model.lifting.weight
     x = jnp.zeros((1, 8, 8)).at[0, 5, 6].set(1.0)
     zero = model(jnp.zeros((1, 8, 8)))
     np.testing.assert_allclose((model(x) - zero)[0, 5, 6], skip[0, 0], rtol=1e-12)
+
+
+def linear_operator(basis, weight, *, key=KEY):
+    """A one-channel, one-layer linear operator whose spectral weights are `weight`
+    (one per subset of the Fourier axes): it computes `sum_S weight[S] Q_S x`."""
+    model = tx.nn.SpectralOperator(basis, 1, 1, width=1, num_layers=1,
+                                   activation=lambda h: h, projection_width=0, key=key)
+    one, zero = jnp.ones((1, 1)), jnp.zeros(1)
+    model = eqx.tree_at(lambda m: (m.lifting.weight, m.lifting.bias, m.projection[0].weight,
+                                   m.projection[0].bias, m.skips[0].weight, m.skips[0].bias),
+                        model, (one, zero, one, zero, jnp.zeros((1, 1)), zero))
+    return eqx.tree_at(lambda m: m.weights, model, (jnp.asarray(weight)[:, None, None],))
+
+
+@pytest.mark.parametrize("n", [7, 8])
+def test_operator_represents_a_first_derivative(x64, n):
+    """The quarter turn carries a cosine into a sine: with the turned term's weight
+    `2πk` the layer is d/dx exactly, which a per-coefficient weight cannot be
+    (it maps even fields to even fields)."""
+    basis = S.Fourier(n)
+    k = (np.arange(n) + 1) // 2
+    model = linear_operator(basis, np.stack([np.zeros(n), 2 * np.pi * k]))
+    c = jr.normal(KEY, (n,), jnp.float64)
+    np.testing.assert_allclose(model(c[None])[0], basis.derivative(c), atol=1e-12)
+    # the identity term alone is diagonal: an even field (cosines) stays even
+    even = jnp.zeros(n).at[1::2].set(1.0)
+    diagonal = linear_operator(basis, np.stack([np.arange(1.0, n + 1), np.zeros(n)]))
+    assert max_abs(diagonal(even[None])[0, 2::2]) == 0.0
+
+
+def test_operator_represents_a_two_dimensional_shift(x64):
+    """Along each Fourier axis a shift by δ is `cos φ_k I - sin φ_k Q`
+    (`φ_k = 2πkδ`); the four subset terms of a 2-D basis give their product,
+    `f(x - δx, y - δy)`, exactly: every real 4 x 4 block of a frequency pair is
+    reachable, and the subset order of `weights` is as documented."""
+    basis = S.TensorBasis((S.Fourier(7), S.Fourier(9)))
+    (dx, dy) = (0.13, -0.31)
+    phase = lambda n, d: 2 * np.pi * ((np.arange(n) + 1) // 2) * d  # noqa: E731
+    cx, sx = np.cos(phase(7, dx))[:, None], np.sin(phase(7, dx))[:, None]
+    cy, sy = np.cos(phase(9, dy))[None, :], np.sin(phase(9, dy))[None, :]
+    # index 0: no turn, 1: turn along axis 0, 2: along axis 1, 3: both
+    weight = np.stack([cx * cy, -sx * cy, -cx * sy, sx * sy])
+    model = linear_operator(basis, weight)
+    c = jr.normal(KEY, (7, 9), jnp.float64)
+    points = jr.uniform(jr.PRNGKey(1), (20, 2), jnp.float64)
+    shifted = jnp.mod(points - jnp.array([dx, dy]), 1.0)
+    np.testing.assert_allclose(basis.evaluate(model(c[None])[0], points),
+                               basis.evaluate(c, shifted), atol=1e-12)
 
 
 def test_operator_is_resolution_independent(x64):

@@ -378,7 +378,7 @@ class Training:
                 residuum_fn=experiment.residuum_fn,
                 callback_fn=MetricsLog(training["log_every"], experiment.num_training_steps,
                                        validation, self.sink),
-                chunk_size=training["chunk_size"],
+                chunk_size=training["chunk_size"] or None,
                 progress_bar=progress_bar,
                 nan_policy=training["nan_policy"],
                 checkpoint_path=run_dir / CHECKPOINT,

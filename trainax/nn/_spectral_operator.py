@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Optional
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import positive_int
-from ..spectral import AbstractBasis
+from ..spectral import AbstractBasis, Fourier
 from ._fno import _Pointwise, _default_dtype, _uniform_arrays
 from ._padding import check_activation, check_floating
 
@@ -46,9 +48,8 @@ class SpectralOperator(eqx.Module):
     1. Lift pointwise: `h = W_0 x + b_0` (channel mixing; a bias is a
        constant function, so it enters the first coefficient).
     2. `num_layers` spectral layers `z = K h + W h + b`, where `K` mixes the
-       channels of each retained mode with its own real weight matrix
-       (`(width, width)` per coefficient index `k < modes` on every axis;
-       the other modes pass through the skip `W h` only), then
+       channels of each retained mode with its own real weights (the other
+       modes pass through the skip `W h` only), then
        `h = transform(activation(inverse(z)))`: inverse transform to the
        nodes, activate, transform back. No activation after the last layer.
     3. Project: `width -> projection_width` (linear), the activation on the
@@ -61,10 +62,28 @@ class SpectralOperator(eqx.Module):
     per axis: the basis of a call is `basis.with_modes(x.shape[1:])`, so the
     same model runs on a finer basis (as a grid-based baseline does).
 
-    On a Fourier axis the cosine and sine of one frequency have independent
-    weights (more general than a complex weight per frequency, and not
-    shift-equivariant); on a Chebyshev axis each `T_k` has its own.
-    Spectral weights start uniform in `±1 / width`, pointwise layers like
+    **The spectral weights.** On a Chebyshev axis each `T_k` has its own
+    `(width, width)` matrix. On a Fourier axis a frequency has two
+    coefficients, `(a_k, b_k)` of its cosine and sine, and a per-coefficient
+    weight alone could never turn a cosine into a sine: every layer would map
+    even fields to even fields, and no first derivative (no transport term)
+    could be represented. So `K` also acts on the *quarter turn*
+    `Q (a_k, b_k) = (b_k, -a_k)` of each pair (a shift of a quarter period
+    of that frequency; `Q` zeroes the mean, the Nyquist cosine and a cosine
+    whose sine is not retained): per layer
+    `K h = sum_S W_S ⊙ Q_S h` over the subsets `S` of the Fourier axes, `Q_S`
+    the quarter turns along the axes of `S`. With `f` Fourier axes that is
+    `2^f` weight arrays, which together act on each frequency's `2^f` real
+    coefficients as a full real `2^f x 2^f` matrix per channel pair. A
+    complex weight `w` per frequency (FNO's) is a special case: in 1-D it is
+    `Re w · I + Im w · Q`, i.e. the identity term equal to `Re w` on both the
+    cosine and the sine, the turned term to `Im w`.
+    `weights[i]` has shape `(2^f, width, width, *modes)`, the term of subset
+    `S` at index `sum_{axis in S} 2^(position of axis among the Fourier axes)`.
+    The layer is not shift-equivariant (its weights depend on `k` only
+    through their own values).
+    Spectral weights start uniform in `±1 / (width * 2^(f/2))` (the same
+    initial variance of `K h` whatever `f`), pointwise layers like
     `eqx.nn.Linear`.
 
     **Arguments:**
@@ -135,7 +154,9 @@ class SpectralOperator(eqx.Module):
         widths = [width, hidden, self.out_channels] if hidden else [width, self.out_channels]
         channels = [(self.in_channels, width)] + [(width, width)] * num_layers
         channels += list(zip(widths[:-1], widths[1:]))
-        spectral = (((width, width, *self.modes), -1.0 / width, 1.0 / width),) * num_layers
+        terms = 2 ** len(_fourier_axes(basis))
+        bound = 1.0 / (width * math.sqrt(terms))
+        spectral = (((terms, width, width, *self.modes), -bound, bound),) * num_layers
         specs = spectral + sum((_CoefficientLinear.specs(a, b) for a, b in channels), ())
         arrays = _uniform_arrays(key, specs, dtype)
         self.weights = tuple(arrays[:num_layers])
@@ -178,7 +199,8 @@ class SpectralOperator(eqx.Module):
         padding = [(0, 0)] + [(0, n - m) for n, m in zip(basis.shape, self.modes)]
         h = self.lifting(x)
         for i, (weight, skip) in enumerate(zip(self.weights, self.skips)):
-            mixed = jnp.einsum("oi...,i...->o...", weight, h[kept])
+            turned = _quarter_turns(h[kept], _fourier_axes(self.basis))
+            mixed = jnp.einsum("soi...,si...->o...", weight, turned)
             z = skip(h) + jnp.pad(mixed, padding)
             h = self._activate(basis, z) if i < len(self.weights) - 1 else z
         for layer in self.projection[:-1]:
@@ -203,3 +225,32 @@ def _check_modes(modes, basis: AbstractBasis) -> tuple[int, ...]:
                 f"`modes` must be at most the basis size {basis.shape} per axis, got {modes}."
             )
     return modes
+
+
+def _fourier_axes(basis: AbstractBasis) -> tuple[int, ...]:
+    """The axes of `basis` that are Fourier axes."""
+    return tuple(i for i, b in enumerate(basis.axes) if isinstance(b, Fourier))
+
+
+def _quarter_turn(h: Array, axis: int) -> Array:
+    """`(a_k, b_k) -> (b_k, -a_k)` along `axis` of `h`; the mean, the Nyquist
+    cosine and a cosine without its retained sine go to zero."""
+    m = h.shape[axis]
+    j = np.arange(m)
+    partner = np.where(j % 2 == 1, j + 1, j - 1)
+    has_partner = (j > 0) & (partner < m)
+    partner = np.where(has_partner, partner, j)
+    sign = np.where((j > 0) & (j % 2 == 0), -1.0, 1.0) * has_partner
+    shape = [1] * h.ndim
+    shape[axis] = m
+    return jnp.take(h, partner, axis=axis) * jnp.asarray(sign, h.dtype).reshape(shape)
+
+
+def _quarter_turns(h: Array, fourier_axes: tuple[int, ...]) -> Array:
+    """`Q_S h` for every subset `S` of `fourier_axes` (as array axes `1 + a` of
+    `h`, a channel axis first), stacked on a new leading axis: subset `S`
+    at index `sum_{a in S} 2^(position of a)`."""
+    turned = [h]
+    for a in fourier_axes:
+        turned += [_quarter_turn(t, 1 + a) for t in turned]
+    return jnp.stack(turned)
