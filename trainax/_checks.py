@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
 import os
 
@@ -74,3 +75,14 @@ def find_stacklevel() -> int:
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1
     return max(level, 1)
+
+
+def positive_float(name: str, value, *, allow_zero: bool = False) -> float:
+    """`value` as a float > 0 (or >= 0), or an error naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a real number, got {value!r}.")
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"`{name}` must be {bound} and finite, got {value}.")
+    return value

@@ -21,6 +21,7 @@ from ._layer import (
     MixtureOfExperts,
     draws_points,
 )
+from ._navier_stokes import NavierStokes2D
 from ._partition import partition, stitch
 from ._pde import PDE, AbstractPDE
 from ._residuals import grid_coordinates, residuals
@@ -37,6 +38,7 @@ __all__ = [
     "GaussNewton",
     "HardConstraint",
     "MixtureOfExperts",
+    "NavierStokes2D",
     "Spectral",
     "draws_points",
     "grid_coordinates",

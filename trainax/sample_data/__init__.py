@@ -45,6 +45,7 @@ from ._heat_wave import (
 )
 from ._lorenz import LorenzStepper
 from ._navier_stokes import navier_stokes_2d_periodic
+from ._navier_stokes_constraint import navier_stokes_constraint_2d
 from ._normalizer import InputNormalizer
 from ._registry import PROBLEMS
 from ._taxonomy import (
@@ -85,6 +86,7 @@ __all__ = [
     "lorenz_rk4",
     "make_lorenz_stepper_rk4",
     "navier_stokes_2d_periodic",
+    "navier_stokes_constraint_2d",
     "random_initial_states",
     "random_observation_mask",
     "relative_l2_error",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import abc
 import functools
-import math
 import numbers
 from typing import Callable, Optional, Union
 
@@ -21,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
-from .._checks import positive_int
+from .._checks import positive_float, positive_int
 from ._base import AbstractBasis, AbstractBasis1D, along
 from ._fourier import Fourier, _frequencies, _is_sine
 
@@ -212,17 +211,6 @@ def grid_shape(basis: AbstractBasis, resolution) -> tuple[int, ...]:
                 f"both ends), got {n}."
             )
     return shape
-
-
-def positive_float(name: str, value, *, allow_zero: bool = False) -> float:
-    """`value` as a float > 0 (or >= 0), or an error naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`{name}` must be a real number, got {value!r}.")
-    value = float(value)
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        bound = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"`{name}` must be {bound} and finite, got {value}.")
-    return value
 
 
 def require_float64(what: str) -> None:

@@ -121,7 +121,10 @@ class PermutationMixer:
             draw = _sort_keys(self.num_samples, self._block)
             while len(self._keys) <= block:  # walk the key chain, block by block
                 self._keys.append(draw(self._keys[-1])[1])
-            orders = _permutations(np.asarray(draw(self._keys[block])[0]))
+            words, next_key = draw(self._keys[block])
+            if len(self._keys) == block + 1:  # the next block's key comes for free
+                self._keys.append(next_key)
+            orders = _permutations(np.asarray(words))
             orders.setflags(write=False)
             if len(self._cache) >= 2:  # a chunk rarely spans more than two blocks
                 self._cache.pop(next(iter(self._cache)))
