@@ -6,6 +6,7 @@ import inspect
 import math
 import numbers
 import os
+from typing import Any, Callable, Optional
 
 import equinox as eqx
 import jax
@@ -86,3 +87,20 @@ def positive_float(name: str, value, *, allow_zero: bool = False) -> float:
         bound = "non-negative" if allow_zero else "positive"
         raise ValueError(f"`{name}` must be {bound} and finite, got {value}.")
     return value
+
+
+# a forcing of the vorticity equation: f(x, y) at coordinates in [0, 1)
+Forcing = Callable[[Any, Any], Any]
+
+
+def flow_parameters(nu, horizon, forcing) -> tuple[float, float, Optional[Forcing]]:
+    """`(nu, horizon, forcing)` of a vorticity equation, checked: `nu >= 0`,
+    `horizon > 0` and `forcing` None or a callable `f(x, y)`, else an error
+    naming the argument."""
+    nu = positive_float("nu", nu, allow_zero=True)
+    horizon = positive_float("horizon", horizon)
+    if forcing is not None and not callable(forcing):
+        raise TypeError(
+            f"`forcing` must be None or a callable f(x, y), got {type(forcing).__name__}."
+        )
+    return nu, horizon, forcing

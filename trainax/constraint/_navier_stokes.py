@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Optional
 
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import positive_float, positive_int
+from .._checks import Forcing, flow_parameters, positive_int
 from ._derivatives import Spectral
 from ._pde import AbstractPDE
-
-Forcing = Callable[[Array, Array], Array]
-
 
 class NavierStokes2D(AbstractPDE):
     """`w_t / T + v · ∇w = ν Δw + f` on the periodic unit square, in stream-function form.
@@ -65,13 +62,7 @@ class NavierStokes2D(AbstractPDE):
     def __init__(
         self, *, nu: float = 1e-3, horizon: float = 3.0, forcing: Optional[Forcing] = None
     ):
-        self.nu = positive_float("nu", nu, allow_zero=True)
-        self.horizon = positive_float("horizon", horizon)
-        if forcing is not None and not callable(forcing):
-            raise TypeError(
-                f"`forcing` must be None or a callable f(x, y), got {type(forcing).__name__}."
-            )
-        self.forcing = forcing
+        self.nu, self.horizon, self.forcing = flow_parameters(nu, horizon, forcing)
 
     @property
     def axes(self) -> tuple[str, ...]:

@@ -7,8 +7,8 @@ from typing import Optional
 import jax
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._checks import Forcing
 from ..constraint import NavierStokes2D
-from ..constraint._navier_stokes import Forcing
 from ..spectral import NavierStokes
 from ._validation import check_int, check_key
 

@@ -13,7 +13,7 @@ uses the opposite sign of `w`: its solution from `-w_0` is `-w`.)
 from __future__ import annotations
 
 import math
-from typing import Callable, ClassVar, Optional, Union
+from typing import ClassVar, Optional, Union
 
 import equinox as eqx
 import jax
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Complex, Float, PRNGKeyArray, Real
 
-from .._checks import positive_int
+from .._checks import Forcing, flow_parameters, positive_int
 from ._base import AbstractBasis
 from ._chebyshev import Chebyshev
 from ._fourier import Fourier, _frequencies
@@ -42,8 +42,6 @@ from ._problems import (
 from ._random_fields import gaussian_random_field
 from ._reaction_diffusion import fine_grid, space_time_modes
 from ._tensor import TensorBasis
-
-Forcing = Callable[[Array, Array], Array]
 
 
 # -- the grid pieces: nodal values on the uniform periodic grid ------------------------
@@ -401,13 +399,7 @@ class NavierStokes(AbstractSpectralProblem):
         reference_dt: float = 0.01,
         reference_points: int = 64,
     ):
-        self.nu = positive_float("nu", nu, allow_zero=True)
-        self.horizon = positive_float("horizon", horizon)
-        if forcing is not None and not callable(forcing):
-            raise TypeError(
-                f"`forcing` must be None or a callable f(x, y), got {type(forcing).__name__}."
-            )
-        self.forcing = forcing
+        self.nu, self.horizon, self.forcing = flow_parameters(nu, horizon, forcing)
         self.modes = space_time_modes(modes)
         self.length_scale = positive_float("length_scale", length_scale)
         self.reference_dt = positive_float("reference_dt", reference_dt)
