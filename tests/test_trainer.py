@@ -237,6 +237,30 @@ def test_mixer_key_determines_stream():
     assert not np.array_equal(a, c)
 
 
+@pytest.mark.parametrize("num_samples, batch_size", [(12, 4), (10, 3)])
+def test_mixer_stream_does_not_depend_on_blocks_or_look_ahead(num_samples, batch_size):
+    """Blocks of epochs drawn at once, the next block drawn ahead, a jump that
+    skips blocks (the key chain walked alone) and the full-minibatch fast path
+    of `chunk` all give the stream of single draws from one-epoch blocks."""
+    key = jr.PRNGKey(5)
+    reference = tx.PermutationMixer(num_samples, batch_size, key=key, epochs_per_draw=1)
+    steps = 13 * reference.steps_per_epoch
+    stream = [np.asarray(reference(i)) for i in range(steps)]
+    for kw in [dict(epochs_per_draw=3), dict(epochs_per_draw=3, num_epochs=13),
+               dict(epochs_per_draw=4, num_epochs=2)]:
+        mixer = tx.PermutationMixer(num_samples, batch_size, key=key, **kw)
+        late = 10 * mixer.steps_per_epoch + 1  # blocks 0-2 never drawn
+        np.testing.assert_array_equal(mixer(late), stream[late])
+        if num_samples % batch_size == 0:  # a chunk across two block edges
+            np.testing.assert_array_equal(mixer.chunk(1, steps - 2), np.stack(stream[1:-1]))
+        for i in range(steps):
+            np.testing.assert_array_equal(mixer(i), stream[i])
+        # a block edge is where the next block of epochs starts
+        edge = mixer.block_end(0)
+        assert edge == mixer._block * mixer.steps_per_epoch
+        assert mixer.block_end(edge - 1) == edge and mixer.block_end(edge) == 2 * edge
+
+
 def test_mixer_bad_arguments():
     with pytest.raises(ValueError, match="batch_size"):
         tx.PermutationMixer(5, 6, key=jr.PRNGKey(0))
@@ -244,6 +268,8 @@ def test_mixer_bad_arguments():
         tx.PermutationMixer(5, 0, key=jr.PRNGKey(0))
     with pytest.raises(ValueError, match="num_samples"):
         tx.PermutationMixer(0, 1, key=jr.PRNGKey(0))
+    with pytest.raises(ValueError, match="num_epochs"):
+        tx.PermutationMixer(5, 1, key=jr.PRNGKey(0), num_epochs=0)
 
 
 # --------------------------------------------------------------------------
@@ -333,6 +359,11 @@ def test_determinism_key_and_chunk_size(data):
     d, hd = trainer(model, jr.PRNGKey(1))
     assert models_differ(a, d)
     assert not np.array_equal(ha, hd)
+    # back to the first key (the trainer drew key 1's permutations meanwhile):
+    # the first key's stream again
+    g, hg = trainer(model, jr.PRNGKey(0))
+    assert_models_equal(a, g)
+    np.testing.assert_array_equal(ha, hg)
     # another model of the same kind through both (reused) trainers
     e, he = trainer(conv(seed=2), jr.PRNGKey(0))
     f, hf = chunked(conv(seed=2), jr.PRNGKey(0))

@@ -68,8 +68,13 @@ def step_keys(key, step):
     draw_key, loss_key = tx.trainer.step_keys(jax.random.PRNGKey(0), 7)
     ```
     """
-    base = jr.fold_in(_as_raw_key(key), _STEP_KEY_STREAM)
-    return _split_step(base, step)
+    return _split_step(_key_base(_as_raw_key(key)), step)
+
+
+@jax.jit
+def _key_base(raw_key):
+    """The stream of the per-step keys (compiled: one dispatch, not one per op)."""
+    return jr.fold_in(raw_key, _STEP_KEY_STREAM)
 
 
 def _split_step(base, step):
@@ -87,15 +92,9 @@ class _Stage:
         num_items = source.num_items(configuration)
         # the first stage permutes with the trainer's key itself (as the rollout
         # taxonomy does); later stages with keys folded from it
-        mixer_key = raw_key if index == 0 else jr.fold_in(raw_key, index)
-        self.mixer = (
-            None
-            if num_items is None
-            else PermutationMixer(
-                num_items, self.batch_size, key=mixer_key,
-                epochs_per_draw=min(64, -(-(end - start) // -(-num_items // self.batch_size)) + 1),
-            )
-        )
+        self.mixer = None
+        if num_items is not None:
+            self.mixer = trainer._mixer(index, num_items, self.batch_size, end - start, raw_key)
         self.feed = None if source.host else source.feed(configuration, self.batch_size)
         # on the device, the smaller last minibatch of each epoch runs inside the
         # same compiled chunk (a branch of its own); host feeds and meshes split
@@ -115,7 +114,12 @@ class _Stage:
     def chunk_end(self, step: int, end: int) -> int:
         """Where a chunk starting at `step` must stop: a smaller last minibatch
         of an epoch is a chunk of its own (it has its own compiled update)."""
-        if self.mixer is None or self.mixed:
+        if self.mixer is None:
+            return end
+        # at the end of the block of epochs drawn at once: the next block is
+        # drawn on the host while this chunk runs
+        end = min(end, self.start + self.mixer.block_end(step - self.start))
+        if self.mixed:
             return end
         short = self.mixer.next_short_step(step - self.start)
         if short is None:
@@ -403,6 +407,7 @@ class GeneralTrainer:
         self._stage_batch_sizes = tuple(stage_batch_sizes)
         self._compiled = {}
         self._span = None  # steps per chunk last measured (chunk_size=None)
+        self._mixers_key, self._mixers = None, {}  # the last key's mixers, per stage
         self._checked = {}
         self._callback_loss_fns = {}
 
@@ -483,6 +488,24 @@ class GeneralTrainer:
         return stage.feed
 
     # -- the Python loop between chunks -----------------------------------
+    def _mixer(self, index, num_items, batch_size, num_steps, raw_key):
+        """A stage's minibatch mixer. The permutations depend on the key alone,
+        so a call with the key of the previous call reuses those it drew."""
+        memo = (index, num_items, batch_size, num_steps)
+        key_bytes = np.asarray(raw_key).tobytes()
+        if self._mixers_key != key_bytes:
+            self._mixers_key, self._mixers = key_bytes, {}
+        if memo not in self._mixers:
+            # the first stage permutes with the trainer's key itself (as the
+            # rollout taxonomy does); later stages with keys folded from it
+            mixer_key = raw_key if index == 0 else jr.fold_in(raw_key, index)
+            epochs = -(-num_steps // -(-num_items // batch_size))
+            self._mixers[memo] = PermutationMixer(
+                num_items, batch_size, key=mixer_key,
+                epochs_per_draw=min(64, epochs + 1), num_epochs=max(1, epochs),
+            )
+        return self._mixers[memo]
+
     def _stages(self, raw_key):
         start = 0
         for index, (configuration, num_steps) in enumerate(self.stages):
@@ -738,7 +761,7 @@ class GeneralTrainer:
             loss_history[:step] = state["loss_history"][:step]
             key = jnp.asarray(state["key"])
         raw_key = _as_raw_key(key)
-        key_base = jr.fold_in(raw_key, _STEP_KEY_STREAM)
+        key_base = _key_base(raw_key)
         # fresh buffers: the chunk runner donates them
         params, opt_state = _fresh_copies((params, opt_state))
         if self.mesh is not None:
@@ -748,7 +771,7 @@ class GeneralTrainer:
         callback_history = []
         nan_seen = False
         show = self.progress_bar if spawn_tqdm is None else bool(spawn_tqdm)
-        bar = tqdm(total=total, initial=step, disable=not show, desc="training")
+        bar = tqdm(total=total, initial=step, desc="training") if show else _NoBar()
         # the chunk dispatched last, whose losses are read once the next one is
         # dispatched: the host's work between chunks (the next minibatch
         # indices, a host feed's reads) overlaps the device's
@@ -900,6 +923,19 @@ class GeneralTrainer:
         output = callback(step, eqx.combine(params, static), context)
         if output is not None:
             callback_history.append((step, output))
+
+
+class _NoBar:
+    """What the loop calls on a progress bar, when none is shown."""
+
+    def update(self, n):
+        pass
+
+    def set_postfix(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
 
 
 class _BoundLoss(eqx.Module):
