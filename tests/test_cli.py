@@ -11,6 +11,7 @@ from pathlib import Path
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -352,6 +353,18 @@ def test_schedules_with_warmup():
     assert float(constant(5)) == pytest.approx(5e-3)
     assert float(constant(100)) == pytest.approx(1e-2)
     assert lr({**options, "schedule": "constant", "warmup_steps": 0}, 110) == 1e-2
+
+
+def test_clip_norm_clips_the_global_gradient_norm():
+    options = {"name": "sgd", "learning_rate": 1.0, "schedule": "constant", "decay_to": 0.01,
+               "warmup_steps": 0, "momentum": 0.0}
+    grads = {"a": jnp.array([3.0, 0.0]), "b": jnp.array([4.0])}  # global norm 5
+    params = jax.tree_util.tree_map(jnp.zeros_like, grads)
+    for clip, scale in ((0.0, 1.0), (10.0, 1.0), (1.0, 0.2)):
+        optimizer = experiment_module.make_optimizer({**options, "clip_norm": clip}, 10)
+        updates, _ = optimizer.update(grads, optimizer.init(params), params)
+        for leaf, grad in zip(jax.tree_util.tree_leaves(updates), jax.tree_util.tree_leaves(grads)):
+            np.testing.assert_allclose(leaf, -scale * grad, rtol=1e-6)
 
 
 # --------------------------------------------------------------------------

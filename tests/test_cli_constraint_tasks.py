@@ -114,13 +114,18 @@ def test_bad_task_values_are_one_line(tmp_path, capsys, sets, expected):
 
 
 def test_the_three_presets_differ_only_in_the_kind():
-    # a fair comparison: the same grid, backbone, optimizer, steps and held-out states
+    # a fair comparison: the same grid, backbone, optimizer, steps and held-out states;
+    # the hard layer in initial-value form, the experts in the plain one
     resolved = {kind: resolve(parse_toml(presets()[f"constraint-ds-{kind}"].read_text(), kind))
                 for kind in ("soft", "hard", "moe")}
     for kind, config in resolved.items():
         assert config["task"]["kind"] == kind
         assert resolve(parse_toml(dumps(config), kind)) == config
-    strip = [{**c, "description": "", "task": {**c["task"], "kind": ""}}
+    assert resolved["hard"]["task"]["initial_value_form"] is True
+    assert resolved["moe"]["task"]["initial_value_form"] is False
+    assert resolved["hard"]["optimizer"]["clip_norm"] == 1.0
+    strip = [{**c, "description": "",
+              "task": {**c["task"], "kind": "", "initial_value_form": None}}
              for c in resolved.values()]
     assert strip[0] == strip[1] == strip[2]
     task = resolved["hard"]["task"]

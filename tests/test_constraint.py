@@ -131,6 +131,81 @@ def test_linear_closed_form(x64, solver):
     np.testing.assert_allclose(info.weights, expected, atol=1e-10)
 
 
+@pytest.mark.parametrize("solver", [None, tc.GaussNewton()], ids=["lineax", "gauss-newton"])
+def test_particular_field_closed_form(x64, solver):
+    # u = p + A w: the rows [A w - (b - p); ridge w], the ridge on w alone
+    pde = tc.PDE(("t", "x"), (1.0, 1.0), ("u",), linear=True,
+                 residual=lambda v, inputs, coords: v["u"] - inputs[0])
+    fields = jr.normal(jr.PRNGKey(0), (6, 6, 7))  # the particular field, then 5
+    b = jr.normal(jr.PRNGKey(1), (1, 6, 7))
+    ridge = 0.3
+    layer = tc.HardConstraint(Fixed(fields), pde, num_points=42, ridge=ridge, solver=solver,
+                              particular=True)
+    u, info = eqx.filter_jit(layer)(b, key=jr.PRNGKey(2))
+    A, rhs = fields[1:].reshape(5, -1).T, (b - fields[:1]).reshape(-1)
+    expected = np.linalg.solve(A.T @ A + ridge**2 * np.eye(5), A.T @ rhs)
+    assert info.weights.shape == (5,)
+    np.testing.assert_allclose(info.weights, expected, atol=1e-10)
+    np.testing.assert_allclose(u[0], fields[0] + jnp.einsum("n,ntx->tx", expected, fields[1:]),
+                               atol=1e-10)
+
+
+def test_particular_exact_solution_needs_no_weights(x64):
+    # the particular field solves the PDE and its initial condition: w = 0
+    pde, scheme = advection(), tc.Spectral()
+    t, x = tc.grid_coordinates(pde, (32, 64), scheme)
+    exact = jnp.asarray(np.sin(2 * np.pi * (x - t)))
+    fields = jnp.concatenate([exact[None], smooth_fields(jr.PRNGKey(0), 7, t, x)])
+    layer = tc.HardConstraint(Fixed(fields), pde, num_points=256, ridge=0.0,
+                              derivatives=scheme, particular=True)
+    u, info = eqx.filter_jit(layer)(exact[None], key=jr.PRNGKey(1))
+    assert info.converged and float(info.max_residual) < 1e-10
+    np.testing.assert_allclose(info.weights, np.zeros(7), atol=1e-8)
+    np.testing.assert_allclose(u[0], exact, atol=1e-8)
+
+
+@pytest.mark.parametrize("experts", [None, (1, 4)])
+def test_initial_value_form_holds_the_initial_state_exactly(x64, experts):
+    """Whatever the backbone and the weights, the output's first level is u_0
+    and the initial rows vanish (for the global layer and for experts)."""
+    pde = tc.DiffusionSorption()
+    u0 = jnp.asarray(np.random.RandomState(0).uniform(0.0, 0.2, 16))
+    inputs = pde.inputs(u0, 9)
+    t, x = tc.grid_coordinates(pde, (9, 16))
+    form = tc.InitialValueBasis(Fixed(smooth_fields(jr.PRNGKey(3), 5, t / 500.0, x,
+                                                    periodic_x=False)))
+    fields = form(inputs)
+    assert fields.shape == (6, 9, 16)
+    np.testing.assert_array_equal(fields[0], jnp.broadcast_to(u0, (9, 16)))
+    np.testing.assert_array_equal(fields[1:, 0], 0.0)
+    np.testing.assert_array_equal(fields[1:, 1:], form.net(inputs)[:, 1:])
+    layer = tc.HardConstraint(form, pde, num_points=12, solver=tc.GaussNewton(),
+                              particular=True, max_steps=5, on_failure="ignore")
+    if experts is not None:
+        layer = tc.MixtureOfExperts(layer, experts)
+    u, info = eqx.filter_jit(layer)(inputs, key=jr.PRNGKey(4))
+    np.testing.assert_array_equal(u[0, 0], u0)
+    num_points = 12
+    initial_rows = info.residual[..., num_points : num_points + 16 // (experts or (1, 1))[1]]
+    np.testing.assert_array_equal(initial_rows, 0.0)
+    assert info.weights.shape[-1] == 5
+
+
+def test_particular_and_initial_value_form_bad_input(x64):
+    pde = advection()
+    one = jnp.ones((1, 4, 8))
+    with pytest.raises(ValueError, match="particular field and at least one basis field"):
+        tc.HardConstraint(Fixed(one), pde, num_points=4, particular=True)(one)
+    with pytest.raises(TypeError, match="`particular` must be True or False"):
+        tc.HardConstraint(Fixed(one), pde, num_points=4, particular="yes")
+    with pytest.raises(TypeError, match="`net` must be callable"):
+        tc.InitialValueBasis(3)
+    with pytest.raises(ValueError, match=r"`net` must map inputs \(1, 4, 8\)"):
+        tc.InitialValueBasis(Fixed(jnp.ones((2, 4, 9))))(one)
+    with pytest.raises(ValueError, match="`initial` must return the initial state of shape"):
+        tc.InitialValueBasis(Fixed(jnp.ones((2, 4, 8))), initial=lambda inputs: inputs[0])(one)
+
+
 # -- gradients -------------------------------------------------------------------
 
 

@@ -554,7 +554,10 @@ def make_optimizer(options: dict, num_training_steps: int):
     lr = learning_rate(options, num_training_steps)
     name = options["name"]
     if name == "adam":
-        return optax.adam(lr)
-    if name == "adamw":
-        return optax.adamw(lr, weight_decay=options["weight_decay"])
-    return optax.sgd(lr, momentum=options["momentum"] or None)
+        optimizer = optax.adam(lr)
+    elif name == "adamw":
+        optimizer = optax.adamw(lr, weight_decay=options["weight_decay"])
+    else:
+        optimizer = optax.sgd(lr, momentum=options["momentum"] or None)
+    clip = options.get("clip_norm", 0.0)
+    return optax.chain(optax.clip_by_global_norm(clip), optimizer) if clip > 0 else optimizer

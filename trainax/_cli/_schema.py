@@ -54,6 +54,7 @@ learning_rate = 1e-3
 schedule = "constant"        # constant | cosine | exponential
 decay_to = 0.01              # final learning rate / learning_rate
 warmup_steps = 0             # linear warm-up from 0, then the schedule
+clip_norm = 0.0              # clip gradients to this global norm (0: off)
 
 [training]
 num_training_steps = 1000
@@ -334,6 +335,7 @@ OPTIMIZER = {
     "schedule": Key("str", "constant", choices=SCHEDULES),
     "decay_to": Key("float", 0.01, minimum=0),
     "warmup_steps": Key("int", 0, minimum=0),
+    "clip_norm": Key("float", 0.0, minimum=0),
 }
 OPTIMIZER_EXTRA = {
     "adam": {},

@@ -76,12 +76,15 @@ def diffusion_sorption(
     max_steps: int = 30,
     num_test: int = 4,
     refinement: int = 2,
+    initial_value_form: bool = True,
     key,
 ) -> Task:
     """Physics-informed training of the diffusion-sorption solution operator
     `u_0 -> u(t, x)` (no solution data) with a soft constraint, a hard
     constraint layer or a mixture of `num_experts` experts along x: the
     experiment of `tx.sample_data.diffusion_sorption_experiment`, in float64.
+    `initial_value_form` (hard kinds): combine the basis as `u0 + sum w phi`,
+    the initial condition exact.
     Validation and evaluation: the relative L2 error (percent) against the
     reference solver on `num_test` held-out initial states."""
     if kind not in _KINDS:
@@ -102,7 +105,8 @@ def diffusion_sorption(
     options = {"num_times": num_times, "num_points": num_points, "num_basis": num_basis,
                "num_experts": num_experts, "collocation_points": collocation_points,
                "width": width, "modes": tuple(modes), "num_layers": num_layers,
-               "max_steps": max_steps, "num_test": num_test, "refinement": refinement}
+               "max_steps": max_steps, "num_test": num_test, "refinement": refinement,
+               "initial_value_form": initial_value_form}
     try:
         experiment = sample_data.diffusion_sorption_experiment(kind, key=key, **options)
         # the held-out states of the experiment's own evaluation (the same key)

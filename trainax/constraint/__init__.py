@@ -14,6 +14,7 @@ the terms of many fields at once.
 
 from ._derivatives import AbstractDerivatives, FiniteDifference, Spectral
 from ._diffusion_sorption import DiffusionSorption
+from ._forms import InitialValueBasis
 from ._layer import (
     Constrained,
     ConstraintInfo,
@@ -37,6 +38,7 @@ __all__ = [
     "FiniteDifference",
     "GaussNewton",
     "HardConstraint",
+    "InitialValueBasis",
     "MixtureOfExperts",
     "NavierStokes2D",
     "Spectral",

@@ -24,7 +24,7 @@ from ._derivatives import AbstractDerivatives, FiniteDifference
 from ._partition import check_counts, partition, partition_numpy, stitch
 from ._pde import AbstractPDE, parse_term, region_masks
 from ._residuals import grid_coordinates
-from ._rows import Rows, gather, sample_points, solve_rows
+from ._rows import Rows, combination_weights, gather, sample_points, solve_rows
 from ._solvers import GaussNewton
 
 _FAILURES = ("warn", "raise", "ignore")
@@ -144,6 +144,15 @@ class HardConstraint(eqx.Module):
     differentiation of a coordinate network); `derivatives` then only
     places the nodes.
 
+    With `particular=True` the first field is a particular part of fixed
+    weight one, `u = phi_0 + sum_{n>=1} w_n phi_n`, and only the other
+    `N_b - 1` weights are solved. A backbone that puts known data into
+    `phi_0` and makes the others vanish there satisfies that data exactly,
+    whatever the weights: the initial-value form
+    ([`InitialValueBasis`][trainax.constraint.InitialValueBasis]),
+    `phi_0 = u_0` on every level and `phi_n = 0` on the initial one, for
+    example, leaves the rows only the PDE and the boundary conditions to fit.
+
     **Arguments:**
 
     - `basis_net`: the backbone, `(C, *N) -> (N_b, *N)` (such as a
@@ -164,6 +173,9 @@ class HardConstraint(eqx.Module):
       `eqx.error_if` error) or `"ignore"`. The info records it either way.
     - `derivatives`: the [derivative scheme][trainax.constraint.AbstractDerivatives]
       (default [`FiniteDifference`][trainax.constraint.FiniteDifference]).
+    - `particular`: whether the backbone's first field enters with the fixed
+      weight one (default `False`; see above). The info's `weights` are then
+      those of the other fields.
 
     **Call:** `layer(inputs, *, key=None)` with `inputs` `(C, *N)` on the
     grid (the conditions read them, such as the initial state) returns
@@ -195,6 +207,7 @@ class HardConstraint(eqx.Module):
     ridge: float = eqx.field(static=True)
     max_steps: int = eqx.field(static=True)
     on_failure: str = eqx.field(static=True)
+    particular: bool = eqx.field(static=True)
 
     def __init__(
         self,
@@ -208,6 +221,7 @@ class HardConstraint(eqx.Module):
         max_steps: int = 50,
         on_failure: str = "warn",
         derivatives: AbstractDerivatives = FiniteDifference(),
+        particular: bool = False,
     ):
         if not callable(basis_net):
             raise TypeError(f"`basis_net` must be callable (a backbone network), got {basis_net!r}.")
@@ -225,6 +239,8 @@ class HardConstraint(eqx.Module):
             raise ValueError(f"`ridge` must be a non-negative float, got {ridge!r}.")
         if on_failure not in _FAILURES:
             raise ValueError(f"`on_failure` must be one of {_FAILURES}, got {on_failure!r}.")
+        if not isinstance(particular, (bool, np.bool_)):
+            raise TypeError(f"`particular` must be True or False, got {particular!r}.")
         _check_solver(solver, adjoint, pde)
         self.basis_net = basis_net
         self.pde = pde
@@ -235,6 +251,7 @@ class HardConstraint(eqx.Module):
         self.ridge = float(ridge)
         self.max_steps = positive_int("max_steps", max_steps)
         self.on_failure = on_failure
+        self.particular = bool(particular)
 
     def __call__(
         self, inputs: Float[Array, "C *N"], *, key: Optional[PRNGKeyArray] = None
@@ -577,7 +594,9 @@ def _global_groups(scheme, fields, given, orders, whole, values, coords, masks, 
 
 def _expert_solver(constraint, pde, names, num_basis, solver, shared: bool):
     """The solve of one expert: its points, its rows, its weights and its field."""
-    rows = Rows(pde, ("pde",) + tuple(pde.conditions), names, constraint.ridge)
+    rows = Rows(
+        pde, ("pde",) + tuple(pde.conditions), names, constraint.ridge, constraint.particular
+    )
     num_points = constraint.num_points
 
     def expert(data):
@@ -592,7 +611,8 @@ def _expert_solver(constraint, pde, names, num_basis, solver, shared: bool):
             rows, tuple(groups), num_basis, solver=solver, adjoint=constraint.adjoint,
             max_steps=constraint.max_steps,
         )
-        return jnp.einsum("n,ng->g", w, terms[0]), ConstraintInfo(steps, converged, residual, w)
+        field = jnp.einsum("n,ng->g", combination_weights(w, rows.particular), terms[0])
+        return field, ConstraintInfo(steps, converged, residual, w)
 
     return expert
 
@@ -606,7 +626,13 @@ def _constrain(constraint, inputs, key, counts, shared_rows, parallel, mesh, nam
     inputs = jnp.asarray(inputs)
     fields, given = _basis_terms(constraint, inputs, names)
     grid, counts = _check_grid(constraint, fields, inputs, counts, orders, given is not None)
-    num_experts, num_basis = math.prod(counts), fields.shape[0]
+    num_experts = math.prod(counts)
+    num_basis = fields.shape[0] - constraint.particular  # the solved weights
+    if num_basis < 1:
+        raise ValueError(
+            "`basis_net` must return the particular field and at least one basis field "
+            f"(particular=True), got {fields.shape[0]} field(s)."
+        )
     whole, block = _geometry(constraint, grid, counts)
 
     values = jnp.asarray(inputs, jnp.float64)

@@ -43,27 +43,36 @@ def group_residual(
     return r.reshape(-1)
 
 
+def combination_weights(w, particular: bool):
+    """The weights of every field: `(1, w)` when the first is a particular
+    field of fixed weight one, else `w` itself."""
+    return jnp.concatenate([jnp.ones(1, w.dtype), w]) if particular else w
+
+
 class Rows(eqx.Module):
-    """All rows of one expert: the PDE points, the condition rows and the ridge rows."""
+    """All rows of one expert: the PDE points, the condition rows and the ridge rows.
+
+    With `particular`, the first field enters with the fixed weight one and
+    `w` weights the others (the ridge rows act on `w` alone).
+    """
 
     pde: AbstractPDE
     regions: tuple[str, ...] = eqx.field(static=True)
     names: tuple[str, ...] = eqx.field(static=True)
     ridge: float = eqx.field(static=True)
+    particular: bool = eqx.field(static=True, default=False)
 
     def residual(self, w, groups: tuple[RowGroup, ...]) -> Float[Array, " M"]:
-        rows = [
-            group_residual(self.pde, region, self.names, group, w)
-            for region, group in zip(self.regions, groups)
-        ]
+        rows = [self.physical(w, groups)]
         if self.ridge > 0:
             rows.append(self.ridge * w)
         return jnp.concatenate(rows)
 
     def physical(self, w, groups) -> Float[Array, " R"]:
         """The residual without the ridge rows."""
+        full = combination_weights(w, self.particular)
         rows = [
-            group_residual(self.pde, region, self.names, group, w)
+            group_residual(self.pde, region, self.names, group, full)
             for region, group in zip(self.regions, groups)
         ]
         return jnp.concatenate(rows)
@@ -91,7 +100,9 @@ def solve_rows(
     max_steps: int,
     w0: Optional[Array] = None,
 ):
-    """The weights minimising the rows: `(w, num_steps, converged, residual)`."""
+    """The weights minimising the rows: `(w, num_steps, converged, residual)`.
+
+    `num_basis` counts the free weights (the particular field has none)."""
     dtype = groups[0].terms.dtype
     w0 = jnp.zeros(num_basis, dtype) if w0 is None else w0
     dynamic, static = eqx.partition(rows, eqx.is_array)

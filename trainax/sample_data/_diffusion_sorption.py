@@ -271,6 +271,7 @@ def diffusion_sorption_experiment(
     max_steps: int = 30,
     num_test: int = 4,
     refinement: int = 2,
+    initial_value_form: bool = True,
     key: PRNGKeyArray,
 ) -> ConstraintExperiment:
     """A soft, hard or mixture-of-experts model of diffusion-sorption, with its training pieces.
@@ -284,7 +285,11 @@ def diffusion_sorption_experiment(
     - `"soft"`: the FNO outputs the field (the PDE enters the loss only);
     - `"hard"`: it outputs `num_basis` fields, combined by a
       [`HardConstraint`][trainax.constraint.HardConstraint] with
-      `collocation_points` points (Gauss-Newton, implicit gradients);
+      `collocation_points` points (Gauss-Newton, implicit gradients), in
+      initial-value form by default
+      ([`InitialValueBasis`][trainax.constraint.InitialValueBasis]:
+      `u = u_0 + sum w phi`, the basis zero at `t = 0`, so the initial
+      condition holds exactly);
     - `"moe"`: the same, solved by a [`MixtureOfExperts`][trainax.constraint.MixtureOfExperts]
       of `num_experts` strips along `x`, each with `collocation_points / num_experts` points.
 
@@ -306,6 +311,9 @@ def diffusion_sorption_experiment(
       that do not converge are recorded, not warned about, during training.
     - `num_test`: held-out initial states of `evaluate` (default 4).
     - `refinement`: cells per node interval of the reference solver (default 2).
+    - `initial_value_form`: whether the hard kinds combine their basis in
+      initial-value form (default `True`); `False` combines the backbone's
+      fields alone and fits the initial condition by least squares too.
     - `key`: a JAX PRNG key for the backbone's weights and the held-out states.
 
     **Returns:** a [`ConstraintExperiment`][trainax.sample_data.ConstraintExperiment]
@@ -355,12 +363,15 @@ def diffusion_sorption_experiment(
         modes=tuple(modes), num_layers=check_int("num_layers", num_layers),
         coordinate_channels=True, key=model_key,
     )
+    if not isinstance(initial_value_form, (bool, np.bool_)):
+        raise TypeError(f"`initial_value_form` must be True or False, got {initial_value_form!r}.")
     if kind == "soft":
         model = backbone
     else:
         layer = _constraint.HardConstraint(
-            backbone, pde, num_points=per_solve, solver=_constraint.GaussNewton(),
-            max_steps=max_steps, on_failure="ignore",
+            _constraint.InitialValueBasis(backbone) if initial_value_form else backbone, pde,
+            num_points=per_solve, solver=_constraint.GaussNewton(), max_steps=max_steps,
+            on_failure="ignore", particular=bool(initial_value_form),
         )
         if kind == "moe":
             layer = _constraint.MixtureOfExperts(layer, (1, num_experts))
