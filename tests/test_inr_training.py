@@ -392,11 +392,8 @@ DOCUMENTED = [
 
 
 @pytest.mark.parametrize("obj", DOCUMENTED, ids=lambda obj: obj.__qualname__)
-def test_docstring_examples_run(obj, monkeypatch):
-    # until tx.sample_data re-exports it
-    monkeypatch.setattr(tx.sample_data, "navier_stokes_2d_points",
-                        heat_wave.navier_stokes_2d_points, raising=False)
+def test_documented_with_one_example(obj):
+    # the examples run in tests/test_docstrings.py (tx.inr, tx.sample_data and
+    # tx.configuration are among its packages)
     blocks = re.findall(r"```python\n(.*?)```", inspect.cleandoc(obj.__doc__), flags=re.DOTALL)
     assert len(blocks) == 1, obj.__qualname__
-    namespace = dict(jax=jax, jnp=jnp, jr=jr, np=np, eqx=eqx, optax=optax, tx=tx)
-    exec(compile(blocks[0], obj.__qualname__, "exec"), namespace)
