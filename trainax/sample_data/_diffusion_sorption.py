@@ -17,7 +17,7 @@ from ..configuration import PhysicsInformed
 from ..constraint import DiffusionSorption
 from ..nn import FNO
 from ..trainer import Sampler
-from ._validation import check_int, check_real
+from ._validation import check_bool, check_int, check_real
 
 
 def _check_pde(pde) -> DiffusionSorption:
@@ -363,15 +363,14 @@ def diffusion_sorption_experiment(
         modes=tuple(modes), num_layers=check_int("num_layers", num_layers),
         coordinate_channels=True, key=model_key,
     )
-    if not isinstance(initial_value_form, (bool, np.bool_)):
-        raise TypeError(f"`initial_value_form` must be True or False, got {initial_value_form!r}.")
+    initial_value_form = check_bool("initial_value_form", initial_value_form)
     if kind == "soft":
         model = backbone
     else:
         layer = _constraint.HardConstraint(
             _constraint.InitialValueBasis(backbone) if initial_value_form else backbone, pde,
             num_points=per_solve, solver=_constraint.GaussNewton(), max_steps=max_steps,
-            on_failure="ignore", particular=bool(initial_value_form),
+            on_failure="ignore", particular=initial_value_form,
         )
         if kind == "moe":
             layer = _constraint.MixtureOfExperts(layer, (1, num_experts))

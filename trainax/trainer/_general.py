@@ -90,8 +90,6 @@ class _Stage:
         source = trainer.source
         self.batch_size = trainer._stage_batch_sizes[index]
         num_items = source.num_items(configuration)
-        # the first stage permutes with the trainer's key itself (as the rollout
-        # taxonomy does); later stages with keys folded from it
         self.mixer = None
         if num_items is not None:
             self.mixer = trainer._mixer(index, num_items, self.batch_size, end - start, raw_key)

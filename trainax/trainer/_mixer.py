@@ -150,30 +150,35 @@ class PermutationMixer:
         # epochs are drawn in blocks (of at most about a million indices)
         positive_int("epochs_per_draw", epochs_per_draw)
         self._block = max(1, min(epochs_per_draw, 2**20 // num_samples))
+        self._steps_per_block = self._block * self.steps_per_epoch
         self._num_epochs = None if num_epochs is None else positive_int("num_epochs", num_epochs)
         self._keys = [_raw_key(key)]  # the key of each block's first epoch
         self._cache: dict[int, np.ndarray] = {}
         self._ahead: dict[int, jax.Array] = {}  # words dispatched, not yet sorted
 
+    def _draw(self, block: int) -> jax.Array:
+        """Dispatch the words of block `block`, `(block size, rounds, n)`, and
+        record the key of the block after it."""
+        if len(self._keys) <= block:  # skip blocks: walk the key chain only
+            advance = _advance(self._block)
+            while len(self._keys) <= block:
+                self._keys.append(advance(self._keys[-1]))
+        words, next_key = _sort_keys(self.num_samples, self._block)(self._keys[block])
+        if len(self._keys) == block + 1:  # the next block's key comes for free
+            self._keys.append(next_key)
+        return words
+
     def _orders(self, block: int) -> np.ndarray:
         """The permutations of the epochs of block `block`, `(block size, n)`."""
         if block not in self._cache:
-            draw = _sort_keys(self.num_samples, self._block)
-            if len(self._keys) <= block:  # skip blocks: walk the key chain only
-                advance = _advance(self._block)
-                while len(self._keys) <= block:
-                    self._keys.append(advance(self._keys[-1]))
             words = self._ahead.pop(block, None)
             if words is None:
-                words, next_key = draw(self._keys[block])
-                if len(self._keys) == block + 1:  # the next block's key comes for free
-                    self._keys.append(next_key)
-            if self._num_epochs is not None and (block + 1) * self._block < self._num_epochs:
-                if block + 1 not in self._ahead and block + 1 not in self._cache:
-                    # dispatched now, ahead of the device work the caller queues next
-                    self._ahead[block + 1], following = draw(self._keys[block + 1])
-                    if len(self._keys) == block + 2:
-                        self._keys.append(following)
+                words = self._draw(block)
+            ahead = block + 1
+            if (self._num_epochs is not None and ahead * self._block < self._num_epochs
+                    and ahead not in self._ahead and ahead not in self._cache):
+                # dispatched now, ahead of the device work the caller queues next
+                self._ahead[ahead] = self._draw(ahead)
             orders = _permutations(np.asarray(words))
             orders.setflags(write=False)
             # kept while they are small (a later pass over the same steps, as a
@@ -192,8 +197,7 @@ class PermutationMixer:
     def block_end(self, step: int) -> int:
         """The first step after the block of epochs that holds step `step`:
         a chunk that stops there lets the next block be drawn while it runs."""
-        block = int(step) // self.steps_per_epoch // self._block
-        return (block + 1) * self._block * self.steps_per_epoch
+        return (int(step) // self._steps_per_block + 1) * self._steps_per_block
 
     def batch_size_at(self, step: int) -> int:
         """The size of minibatch `step` (smaller at the end of an epoch)."""
@@ -224,11 +228,11 @@ class PermutationMixer:
         start_step, num_steps = int(start_step), int(num_steps)
         if self.num_samples % self.batch_size == 0:  # full minibatches: rows of the blocks
             out = np.empty((num_steps, self.batch_size), dtype=np.int32)
-            done, per_block = 0, self._block * self.steps_per_epoch
+            done = 0
             while done < num_steps:
-                block, row = divmod(start_step + done, per_block)
+                block, row = divmod(start_step + done, self._steps_per_block)
                 rows = self._orders(block).reshape(-1, self.batch_size)
-                take = min(num_steps - done, per_block - row)
+                take = min(num_steps - done, self._steps_per_block - row)
                 out[done : done + take] = rows[row : row + take]
                 done += take
             return out
