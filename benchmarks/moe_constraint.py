@@ -6,8 +6,11 @@ The backbone is one untrained FNO (the same weights for every variant), so
 the figures measure the constraint layer, not training. The global layer
 draws `P` PDE points; the experts cut the grid into K strips along `x` and
 are compared (i) at the same total number of points (`P / K` per expert)
-and (ii) at the same number per expert (`P` each). For each variant it
-prints, for one minibatch:
+and (ii) at the same number per expert (`P` each), independent
+(`coupling="none"`) and coupled at their interfaces (`coupling="interface"`:
+one joint solve of all experts' weights, with the PDE rows at every
+interface node on top of the drawn points). For each variant it prints,
+for one minibatch:
 
 - forward: the median time of the model on the batch;
 - backward: the median time of the value and gradient of the
@@ -107,16 +110,23 @@ def main():
     per_block = (args.times - 1) * (args.points // 8 - 1)
     total = per_block
 
-    def layer(num_points, experts):
+    def layer(num_points, experts, coupling="none"):
         constraint = tc.HardConstraint(backbone, pde, num_points=num_points,
                                        solver=tc.GaussNewton(), on_failure="ignore")
-        return constraint if experts == 1 else tc.MixtureOfExperts(constraint, (1, experts))
+        if experts == 1:
+            return constraint
+        return tc.MixtureOfExperts(constraint, (1, experts), coupling=coupling)
 
     variants = [("global", layer(total, 1))]
     for k in (2, 4, 8):
         variants.append((f"K={k}, same total", layer(total // k, k)))
     for k in (2, 4, 8):
         variants.append((f"K={k}, same per expert", layer(total, k)))
+    # coupled strips draw their points off the interface columns
+    for k in (2, 4, 8):
+        variants.append((f"K={k} coupled, same total", layer(total // k, k, "interface")))
+    for k in (2, 4):
+        variants.append((f"K={k} coupled, same per expert", layer(total, k, "interface")))
 
     print(f"diffusion-sorption, grid {args.times} x {args.points}, {args.basis} basis fields, "
           f"batch {args.batch}, P = {total} points for the global layer\n")
@@ -124,14 +134,14 @@ def main():
     for name, model in variants:
         results[name] = measure(model, inputs, reference, pde, args.repeats)
     columns = list(results["global"])
-    print(f"{'variant':>22}  " + "  ".join(f"{c:>11}" for c in columns))
+    print(f"{'variant':>30}  " + "  ".join(f"{c:>11}" for c in columns))
     for name, row in results.items():
-        print(f"{name:>22}  " + "  ".join(f"{row[c]:11.4g}" for c in columns))
+        print(f"{name:>30}  " + "  ".join(f"{row[c]:11.4g}" for c in columns))
     print("\nratios to the global layer")
-    print(f"{'variant':>22}  " + "  ".join(f"{c:>11}" for c in columns))
+    print(f"{'variant':>30}  " + "  ".join(f"{c:>11}" for c in columns))
     for name, row in results.items():
         ratios = [row[c] / results["global"][c] for c in columns]
-        print(f"{name:>22}  " + "  ".join(f"{r:11.3f}" for r in ratios))
+        print(f"{name:>30}  " + "  ".join(f"{r:11.3f}" for r in ratios))
 
 
 if __name__ == "__main__":

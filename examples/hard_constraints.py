@@ -11,7 +11,9 @@ initial and boundary conditions (`tx.configuration.PhysicsInformed`).
   at sampled collocation points (least squares, implicit gradients), in
   initial-value form (`u = u0 + sum w phi`, the basis zero at `t = 0`);
 - experts: the same, with the grid cut into four strips along `x`, each
-  solving its own weights on its own points (`MixtureOfExperts`).
+  with its own weights and its own points (`MixtureOfExperts`), coupled
+  at their interfaces: the PDE rows at the interface nodes read both
+  strips, and the strips' weights are solved together.
 
 All three see the same backbone size, optimizer, steps and batches. The
 table compares them with the reference solver (a stiff finite-volume
@@ -66,9 +68,10 @@ def models(pde):
             on_failure="ignore",  # counted in the table instead of warned about at every step
         )
 
-    # the strips fit u0 by least squares as well: in initial-value form the inner
-    # experts have no condition rows left, and their weights draw apart
-    experts = tx.constraint.MixtureOfExperts(layer(points // 4, False), (1, 4))
+    # coupling="interface": independent strips would leave the inner ones without
+    # boundary data (diffusion needs it on every strip), and their fields jump
+    experts = tx.constraint.MixtureOfExperts(
+        layer(points // 4, True), (1, 4), coupling="interface")
     return {
         "soft": backbone(1),
         "hard": tx.constraint.Constrained(layer(points, True)),

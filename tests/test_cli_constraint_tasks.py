@@ -63,7 +63,8 @@ def test_each_kind_writes_a_finite_relative_error(run_of, kind):
     assert all(math.isfinite(r["validation_error"]) for r in records)
     # validation scores the same held-out states as the evaluation
     assert records[-1]["validation_error"] == pytest.approx(error, rel=1e-12)
-    solves = {"soft": None, "hard": 2, "moe": 4}[kind]  # 2 states, 2 experts each
+    # 2 states; the preset's 2 coupled experts share one solve per state
+    solves = {"soft": None, "hard": 2, "moe": 2}[kind]
     assert evaluation.get("num_solves") == solves
     if solves:
         assert 0 <= evaluation["solves_converged"] <= solves
@@ -102,6 +103,7 @@ def test_resume_builds_the_run_in_float64(run_of, capsys):
     (["task.num_experts=3"], "[task] num_experts: `num_experts` (3) must divide"),
     (["task.collocation_points=1000"], "[task] collocation_points: `collocation_points`"),
     ([*TINY, "task.modes=[3, 2]"], "[task] modes: `modes` must be at most 2 for spatial axis 0"),
+    (["task.coupling=both"], "[task] coupling: expected one of none, interface; got 'both'"),
     (["task.num_point=8"], "[task]: unknown key 'num_point' (did you mean 'num_points'?)"),
 ])
 def test_bad_task_values_are_one_line(tmp_path, capsys, sets, expected):
@@ -114,18 +116,19 @@ def test_bad_task_values_are_one_line(tmp_path, capsys, sets, expected):
 
 
 def test_the_three_presets_differ_only_in_the_kind():
-    # a fair comparison: the same grid, backbone, optimizer, steps and held-out states;
-    # the hard layer in initial-value form, the experts in the plain one
+    # a fair comparison: the same grid, backbone, optimizer, steps, held-out states and
+    # initial-value form; the experts coupled at their interfaces
     resolved = {kind: resolve(parse_toml(presets()[f"constraint-ds-{kind}"].read_text(), kind))
                 for kind in ("soft", "hard", "moe")}
     for kind, config in resolved.items():
         assert config["task"]["kind"] == kind
         assert resolve(parse_toml(dumps(config), kind)) == config
     assert resolved["hard"]["task"]["initial_value_form"] is True
-    assert resolved["moe"]["task"]["initial_value_form"] is False
+    assert resolved["moe"]["task"]["initial_value_form"] is True
+    assert resolved["moe"]["task"]["coupling"] == "interface"
     assert resolved["hard"]["optimizer"]["clip_norm"] == 1.0
     strip = [{**c, "description": "",
-              "task": {**c["task"], "kind": "", "initial_value_form": None}}
+              "task": {**c["task"], "kind": "", "coupling": None}}
              for c in resolved.values()]
     assert strip[0] == strip[1] == strip[2]
     task = resolved["hard"]["task"]

@@ -159,6 +159,16 @@ def test_experiment_bad_input(x64):
         ds.diffusion_sorption_experiment("moe", num_experts=3, key=key)
     with pytest.raises(ValueError, match="`collocation_points` \\(500\\) is more than"):
         ds.diffusion_sorption_experiment("hard", collocation_points=500, key=key)
+    with pytest.raises(ValueError, match="`coupling` must be 'none' or 'interface', got 'both'"):
+        ds.diffusion_sorption_experiment("moe", coupling="both", key=key)
+    # coupled strips keep their interface columns out of the drawn points: 8 x 2 per strip
+    with pytest.raises(ValueError, match="at most 16 per solve, 4 solve"):
+        ds.diffusion_sorption_experiment("moe", coupling="interface", collocation_points=68,
+                                         key=key)
+    layer = ds.diffusion_sorption_experiment(
+        "moe", coupling="interface", collocation_points=64, num_test=1, width=4, modes=(2, 2),
+        num_layers=1, key=key).model.layer
+    assert layer.coupling == "interface" and layer.constraint.num_points == 16
 
 
 def test_experiment_needs_float64():

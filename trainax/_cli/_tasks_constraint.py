@@ -23,9 +23,12 @@ _NAMES = {"soft": "soft constraint", "hard": "hard constraint",
 @eqx.filter_jit
 def _solve(model, inputs):
     """The predictions `(S, 1, T, X)` and, for a constrained model, whether
-    each solve converged (`(S,)`, or `(S, E)` for E experts; else `None`)."""
+    each solve converged (`(S,)`, or `(S, E)` for E independent experts; else
+    `None`). Coupled experts share one solve per sample."""
     if isinstance(model, constraint.Constrained):
         field, info = jax.vmap(lambda x: model.layer(x))(inputs)
+        if getattr(model.layer, "coupling", "none") == "interface":
+            return field, info.converged[:, 0]
         return field, info.converged
     return jax.vmap(model)(inputs), None
 
@@ -77,6 +80,7 @@ def diffusion_sorption(
     num_test: int = 4,
     refinement: int = 2,
     initial_value_form: bool = True,
+    coupling: str = "none",
     key,
 ) -> Task:
     """Physics-informed training of the diffusion-sorption solution operator
@@ -84,7 +88,8 @@ def diffusion_sorption(
     constraint layer or a mixture of `num_experts` experts along x: the
     experiment of `tx.sample_data.diffusion_sorption_experiment`, in float64.
     `initial_value_form` (hard kinds): combine the basis as `u0 + sum w phi`,
-    the initial condition exact.
+    the initial condition exact. `coupling` (moe): "none" (independent
+    strips) or "interface" (strips tied at their interfaces, solved jointly).
     Validation and evaluation: the relative L2 error (percent) against the
     reference solver on `num_test` held-out initial states."""
     if kind not in _KINDS:
@@ -99,6 +104,8 @@ def diffusion_sorption(
         if value is not None and value < least:
             what = "must be positive" if least == 1 else f"must be at least {least}"
             raise CLIError(f"[task] {name}: {what}, got {value!r}.")
+    if coupling not in ("none", "interface"):
+        raise CLIError(f"[task] coupling: expected one of none, interface; got {coupling!r}.")
     if len(modes) != 2 or min(modes) < 1:
         raise CLIError(f"[task] modes: expected two positive integers [along t, along x], "
                        f"got {list(modes)!r}.")
@@ -106,7 +113,7 @@ def diffusion_sorption(
                "num_experts": num_experts, "collocation_points": collocation_points,
                "width": width, "modes": tuple(modes), "num_layers": num_layers,
                "max_steps": max_steps, "num_test": num_test, "refinement": refinement,
-               "initial_value_form": initial_value_form}
+               "initial_value_form": initial_value_form, "coupling": coupling}
     try:
         experiment = sample_data.diffusion_sorption_experiment(kind, key=key, **options)
         # the held-out states of the experiment's own evaluation (the same key)

@@ -25,11 +25,12 @@ from ._partition import check_counts, partition, partition_numpy, stitch
 from ._pde import AbstractPDE, parse_term, region_masks
 from ._residuals import grid_coordinates
 from ._rows import Rows, combination_weights, gather, sample_points, solve_rows
-from ._solvers import GaussNewton
+from ._solvers import GaussNewton, least_squares
 
 _FAILURES = ("warn", "raise", "ignore")
 _SHARED = ("local", "global")
 _PARALLEL = ("vmap", "shard")
+_COUPLING = ("none", "interface")
 
 
 class ConstraintInfo(eqx.Module):
@@ -282,12 +283,30 @@ class MixtureOfExperts(eqx.Module):
     the whole grid), so every expert's weights also fit the global initial
     and boundary data.
 
+    Independent experts leave an inner block without the information that
+    crosses its edges: a diffusive PDE needs boundary data on every block,
+    and an inner strip has none, so its rows do not fix its solution and
+    the stitched field jumps at the interfaces.
+    `coupling="interface"` couples the experts through their interfaces:
+    the stitched field is differentiated on the whole grid (a stencil at a
+    block's edge reads the neighbouring block), each expert's rows gain the
+    PDE rows at its *interface nodes* (the nodes of its edges that face
+    another block, every one of them, not sampled), and the weights of all
+    experts are solved together, one least-squares problem with
+    `E * N_b` weights. Each expert still draws its own `num_points` points
+    inside its block (among its nodes off the interfaces) and owns its own
+    weights; the condition rows are the domain's, each node once.
+
     **Arguments:**
 
     - `constraint`: the [`HardConstraint`][trainax.constraint.HardConstraint]
       that sets the backbone, PDE, points per expert, solver and options.
     - `partition`: the expert count per grid axis; each divides its axis.
-    - `shared_rows`: `"local"` or `"global"` (see above).
+    - `shared_rows`: `"local"` or `"global"` (see above; `"local"` only
+      with coupling).
+    - `coupling`: `"none"` (default: independent solves) or `"interface"`
+      (see above; needs a backbone that returns fields, not terms, a
+      derivative scheme that works on blocks, and `parallel="vmap"`).
     - `parallel`: `"vmap"` (default) maps the experts on one device;
       `"shard"` puts the expert axis on the devices of `mesh` with
       [`tx.parallel.shard_experts`][trainax.parallel.shard_experts] (the
@@ -299,7 +318,10 @@ class MixtureOfExperts(eqx.Module):
       [`tx.parallel.expert_mesh()`][trainax.parallel.expert_mesh]), for `"shard"`.
 
     **Call:** as the constraint's: `(u, info)` with `u` `(1, *N)` and the
-    info's fields stacked over the experts, `(E, ...)`.
+    info's fields stacked over the experts, `(E, ...)`. With coupling the
+    experts share one solve (the same `num_steps` and `converged`), and an
+    expert's `residual` holds its points, then its interface nodes, then its
+    condition rows (zero-padded).
 
     ```python
     with jax.enable_x64(True):
@@ -314,6 +336,10 @@ class MixtureOfExperts(eqx.Module):
         experts = tx.constraint.MixtureOfExperts(layer, (1, 4))
         u, info = eqx.filter_jit(experts)(jnp.ones((1, 8, 16)), key=jr.PRNGKey(1))
         u.shape, info.weights.shape                    # (1, 8, 16), (4, 4)
+        coupled = tx.constraint.MixtureOfExperts(      # 8 points per strip, off its edges
+            tx.constraint.HardConstraint(net, pde, num_points=8), (1, 4), coupling="interface")
+        u, info = eqx.filter_jit(coupled)(jnp.ones((1, 8, 16)), key=jr.PRNGKey(1))
+        info.converged                                 # one solve: [True True True True]
     ```
     """
 
@@ -322,6 +348,7 @@ class MixtureOfExperts(eqx.Module):
     shared_rows: str = eqx.field(static=True)
     parallel: str = eqx.field(static=True)
     mesh: Optional[Mesh] = eqx.field(static=True)
+    coupling: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -331,6 +358,7 @@ class MixtureOfExperts(eqx.Module):
         shared_rows: str = "local",
         parallel: str = "vmap",
         mesh: Optional[Mesh] = None,
+        coupling: str = "none",
     ):
         if not isinstance(constraint, HardConstraint):
             raise TypeError(
@@ -349,6 +377,25 @@ class MixtureOfExperts(eqx.Module):
             raise ValueError(f"`shared_rows` must be one of {_SHARED}, got {shared_rows!r}.")
         if parallel not in _PARALLEL:
             raise ValueError(f"`parallel` must be one of {_PARALLEL}, got {parallel!r}.")
+        if coupling not in _COUPLING:
+            raise ValueError(f"`coupling` must be one of {_COUPLING}, got {coupling!r}.")
+        if coupling == "interface" and parallel != "vmap":
+            raise ValueError(
+                "`coupling='interface'` solves the experts' weights together, on one device: "
+                f"it needs parallel='vmap', got parallel={parallel!r}."
+            )
+        if coupling == "interface" and shared_rows != "local":
+            raise ValueError(
+                "`shared_rows` must be 'local' with `coupling='interface'` (the coupled solve "
+                f"holds every condition node of the domain once), got {shared_rows!r}."
+            )
+        if coupling == "interface" and not constraint.derivatives.supports_blocks:
+            raise ValueError(
+                "`coupling='interface'` differentiates the stitched field across the "
+                f"interfaces, which {type(constraint.derivatives).__name__} cannot: use "
+                "FiniteDifference()."
+            )
+        self.coupling = coupling
         self.constraint = constraint
         self.partition = tuple(int(c) for c in partition)
         self.shared_rows = shared_rows
@@ -368,6 +415,8 @@ class MixtureOfExperts(eqx.Module):
     def __call__(
         self, inputs: Float[Array, "C *N"], *, key: Optional[PRNGKeyArray] = None
     ) -> tuple[Float[Array, "1 *N"], ConstraintInfo]:
+        if self.coupling == "interface":
+            return _constrain_coupled(self.constraint, inputs, key, self.partition)
         return _constrain(
             self.constraint, inputs, key, self.partition, self.shared_rows, self.parallel,
             self.mesh, "MixtureOfExperts",
@@ -617,22 +666,29 @@ def _expert_solver(constraint, pde, names, num_basis, solver, shared: bool):
     return expert
 
 
-def _constrain(constraint, inputs, key, counts, shared_rows, parallel, mesh, name):
-    """The constrained field and info of `E = prod(counts)` experts (one: the global layer)."""
+def _start(constraint, inputs, name):
+    """What every solve starts from: `(names, orders, inputs, fields, given, num_basis)`,
+    the backbone's fields (and terms, if it gives them) and the count of solved weights."""
     _check_x64(name)
-    pde, scheme = constraint.pde, constraint.derivatives
-    names = term_names(pde)
-    orders = tuple(parse_term(n, pde.axes) for n in names)
+    names = term_names(constraint.pde)
+    orders = tuple(parse_term(n, constraint.pde.axes) for n in names)
     inputs = jnp.asarray(inputs)
     fields, given = _basis_terms(constraint, inputs, names)
-    grid, counts = _check_grid(constraint, fields, inputs, counts, orders, given is not None)
-    num_experts = math.prod(counts)
     num_basis = fields.shape[0] - constraint.particular  # the solved weights
     if num_basis < 1:
         raise ValueError(
             "`basis_net` must return the particular field and at least one basis field "
             f"(particular=True), got {fields.shape[0]} field(s)."
         )
+    return names, orders, inputs, fields, given, num_basis
+
+
+def _constrain(constraint, inputs, key, counts, shared_rows, parallel, mesh, name):
+    """The constrained field and info of `E = prod(counts)` experts (one: the global layer)."""
+    pde, scheme = constraint.pde, constraint.derivatives
+    names, orders, inputs, fields, given, num_basis = _start(constraint, inputs, name)
+    grid, counts = _check_grid(constraint, fields, inputs, counts, orders, given is not None)
+    num_experts = math.prod(counts)
     whole, block = _geometry(constraint, grid, counts)
 
     values = jnp.asarray(inputs, jnp.float64)
@@ -675,3 +731,131 @@ def _block_coordinates(coords: np.ndarray, counts) -> np.ndarray:
     """The coordinates `(d, *N)` of each block, `(E, d, G_b)`."""
     blocks = np.stack([partition_numpy(c, counts) for c in coords], axis=1)
     return blocks.reshape(blocks.shape[0], blocks.shape[1], -1)
+
+
+# -- coupled experts -------------------------------------------------------------
+
+
+def _interface_nodes(shape: Sequence[int], counts: Sequence[int], periodic: Sequence[bool]) -> np.ndarray:
+    """The nodes of a block's edges that face another block, `(*N)` booleans.
+
+    Along a split axis, the first and last node of every block, except the
+    ends of a bounded axis (which face no block). A three-point stencil at
+    such a node reads the neighbouring block, so the PDE rows there tie the
+    experts on both sides together.
+    """
+    mask = np.zeros(tuple(shape), bool)
+    for axis, (n, c, wraps) in enumerate(zip(shape, counts, periodic)):
+        if c == 1:
+            continue
+        index, size = np.arange(n), n // c
+        edge = (index % size == 0) | (index % size == size - 1)
+        if not wraps:
+            edge &= (index != 0) & (index != n - 1)
+        view = [1] * len(shape)
+        view[axis] = n
+        mask |= edge.reshape(view)
+    return mask
+
+
+def _coupled_groups(terms, values, coords, node_index, key, eligible, num_points, local):
+    """The row groups of every expert, `(E, ...)`: its points with its interface
+    nodes, then its condition rows; indices are flat nodes of the whole grid."""
+    interface_index, interface_mask = local[0]
+
+    def expert(nodes, key, eligible, interface, conditions):
+        points = nodes[sample_points(key, eligible, num_points)]
+        index = jnp.concatenate([points, nodes[interface[0]]])
+        mask = jnp.concatenate([jnp.ones(num_points, terms.dtype), interface[1]])
+        groups = [gather(terms, values, coords, index, mask)]
+        groups += [gather(terms, values, coords, nodes[i], m) for i, m in conditions]
+        return tuple(groups)
+
+    return jax.vmap(expert)(
+        node_index, key, eligible, (interface_index, interface_mask), tuple(local[1:])
+    )
+
+
+def _constrain_coupled(constraint, inputs, key, counts):
+    """The field and info of `E` experts whose weights are solved together."""
+    name = "MixtureOfExperts"
+    pde, scheme = constraint.pde, constraint.derivatives
+    names, orders, inputs, fields, given, num_basis = _start(constraint, inputs, name)
+    if given is not None:
+        raise ValueError(
+            "`coupling='interface'` differentiates the stitched field on the whole grid: "
+            "`basis_net` must return basis fields (N, *grid), not a dict of terms."
+        )
+    grid, counts = _check_grid(constraint, fields, inputs, counts, orders, False)
+    num_experts = math.prod(counts)
+    particular = int(constraint.particular)
+    whole, _ = _geometry(constraint, grid, counts)
+    masks = region_masks(pde, grid)
+    interface = _interface_nodes(grid, counts, pde.periodic) & masks["pde"]
+    eligible = partition_numpy(masks["pde"] & ~interface, counts).reshape(num_experts, -1)
+    local = _condition_rows({**masks, "interface": interface}, counts,
+                            ("interface",) + tuple(pde.conditions))
+    if not interface.any():  # one expert: no interface rows, not even padding
+        local[0] = (np.zeros((num_experts, 0), np.int32), np.zeros((num_experts, 0)))
+    _check_coupled_rows(constraint, num_basis * num_experts, eligible, local)
+
+    # expert e's fields: the basis on its block, zero elsewhere; the stitched
+    # field sum_e sum_n w_en phi_n 1_e is differentiated on the whole grid
+    owner = partition_numpy(np.arange(math.prod(grid)).reshape(grid), counts)
+    node_index = owner.reshape(num_experts, -1)
+    ownership = np.zeros((num_experts, math.prod(grid)))
+    ownership[np.arange(num_experts)[:, None], node_index] = 1.0
+    ownership = jnp.asarray(ownership.reshape(num_experts, 1, *grid))
+    free = (ownership * fields[particular:][None]).reshape(num_experts * num_basis, *grid)
+    stitched = jnp.concatenate([fields[:particular], free])
+    terms = scheme.terms(stitched, orders, *zip(*whole)).reshape(len(orders), stitched.shape[0], -1)
+
+    values = jnp.asarray(inputs, jnp.float64).reshape(inputs.shape[0], -1)
+    coords = jnp.asarray(grid_coordinates(pde, grid, scheme).reshape(len(grid), -1))
+    key = jr.PRNGKey(0) if key is None else key
+    groups = _coupled_groups(
+        terms, values, coords, jnp.asarray(node_index), jr.split(key, num_experts),
+        jnp.asarray(eligible), constraint.num_points,
+        [(jnp.asarray(i), jnp.asarray(m)) for i, m in local],
+    )
+    rows = Rows(pde, ("pde",) + tuple(pde.conditions), names, 0.0, constraint.particular)
+    dynamic, static = eqx.partition(rows, eqx.is_array)
+    ridge = constraint.ridge
+
+    def physical(w, args):
+        dyn, groups = args
+        one = eqx.combine(dyn, static)
+        return jax.vmap(lambda g: one.physical(w, g))(groups)
+
+    def residual(w, args):
+        r = physical(w, args).reshape(-1)
+        return jnp.concatenate([r, ridge * w]) if ridge > 0 else r
+
+    solver = _resolve_solver(constraint.solver, pde, "vmap")
+    w, steps, converged = least_squares(
+        residual, jnp.zeros(num_experts * num_basis, terms.dtype), (dynamic, groups),
+        solver=solver, adjoint=constraint.adjoint, max_steps=constraint.max_steps,
+    )
+    field = jnp.einsum("n,ng->g", combination_weights(w, constraint.particular), terms[0])
+    field = _report(field.reshape(1, *grid), converged, constraint.on_failure, name,
+                    constraint.max_steps)
+    info = ConstraintInfo(
+        jnp.broadcast_to(steps, (num_experts,)), jnp.broadcast_to(converged, (num_experts,)),
+        physical(w, (dynamic, groups)), w.reshape(num_experts, num_basis),
+    )
+    return field, info
+
+
+def _check_coupled_rows(constraint, num_weights, eligible, local):
+    fewest = int(eligible.sum(axis=1).min())
+    if constraint.num_points > fewest:
+        raise ValueError(
+            f"`num_points` ({constraint.num_points}) is more than a block holds: the "
+            f"smallest has {fewest} nodes off its interfaces where the PDE is imposed."
+        )
+    rows = eligible.shape[0] * constraint.num_points + sum(int(m.sum()) for _, m in local)
+    if constraint.ridge == 0 and rows < num_weights:
+        raise ValueError(
+            f"`ridge` = 0 needs at least as many rows as weights ({num_weights}, the experts' "
+            f"together), but the coupled solve has only {rows} rows: use ridge > 0 or more points."
+        )

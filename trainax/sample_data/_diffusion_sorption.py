@@ -272,6 +272,7 @@ def diffusion_sorption_experiment(
     num_test: int = 4,
     refinement: int = 2,
     initial_value_form: bool = True,
+    coupling: str = "none",
     key: PRNGKeyArray,
 ) -> ConstraintExperiment:
     """A soft, hard or mixture-of-experts model of diffusion-sorption, with its training pieces.
@@ -314,6 +315,10 @@ def diffusion_sorption_experiment(
     - `initial_value_form`: whether the hard kinds combine their basis in
       initial-value form (default `True`); `False` combines the backbone's
       fields alone and fits the initial condition by least squares too.
+    - `coupling`: the experts' coupling of `"moe"` (default `"none"`, independent
+      solves; `"interface"` ties the strips together at their interfaces and
+      solves their weights jointly, see
+      [`MixtureOfExperts`][trainax.constraint.MixtureOfExperts]).
     - `key`: a JAX PRNG key for the backbone's weights and the held-out states.
 
     **Returns:** a [`ConstraintExperiment`][trainax.sample_data.ConstraintExperiment]
@@ -343,8 +348,12 @@ def diffusion_sorption_experiment(
             f"`num_experts` ({num_experts}) must divide `num_points` ({num_points}) into "
             "strips of at least 4 nodes."
         )
-    # PDE nodes of the smallest block: no initial level, no boundary column
-    eligible = (num_times - 1) * (num_points // num_experts - (2 if num_experts == 1 else 1))
+    # PDE nodes of the smallest block: no initial level, no boundary column (and,
+    # for coupled experts, no interface column)
+    if coupling not in ("none", "interface"):
+        raise ValueError(f"`coupling` must be 'none' or 'interface', got {coupling!r}.")
+    edges = 2 if num_experts == 1 or coupling == "interface" else 1
+    eligible = (num_times - 1) * (num_points // num_experts - edges)
     if collocation_points is None:
         collocation_points = num_times * num_points // 4
     collocation_points = check_int("collocation_points", collocation_points, minimum=num_experts)
@@ -373,7 +382,7 @@ def diffusion_sorption_experiment(
             on_failure="ignore", particular=initial_value_form,
         )
         if kind == "moe":
-            layer = _constraint.MixtureOfExperts(layer, (1, num_experts))
+            layer = _constraint.MixtureOfExperts(layer, (1, num_experts), coupling=coupling)
         model = _constraint.Constrained(layer)
 
     def draw(key, batch_size):
