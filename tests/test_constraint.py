@@ -20,17 +20,9 @@ import pytest
 
 import trainax as tx
 import trainax.constraint as tc
+from constraint_helpers import Fixed, squared_output_and_grad
 
 NU = 0.05
-
-
-class Fixed(eqx.Module):
-    """A 'backbone' that returns given basis fields (or a dict of their terms)."""
-
-    fields: object
-
-    def __call__(self, inputs):
-        return self.fields
 
 
 def smooth_fields(key, num, t, x, *, periodic_x=True):
@@ -271,17 +263,8 @@ def test_one_expert_equals_the_global_layer(x64):
     layer = tc.HardConstraint(Fixed(basis), _heat(), num_points=30)
     one = tc.MixtureOfExperts(layer, (1, 1), shared_rows="global")
     key = jr.PRNGKey(5)
-
-    @eqx.filter_jit
-    def run(model):
-        def loss(model):
-            u, info = model(inputs, key=key)
-            return jnp.sum(u**2), (u, info)
-
-        return eqx.filter_value_and_grad(loss, has_aux=True)(model)
-
-    (_, (u_layer, info)), g_layer = run(layer)
-    (_, (u_one, info_one)), g_one = run(one)
+    (_, (u_layer, info)), g_layer = squared_output_and_grad(layer, inputs, key)
+    (_, (u_one, info_one)), g_one = squared_output_and_grad(one, inputs, key)
     np.testing.assert_array_equal(u_layer, u_one)
     np.testing.assert_array_equal(info.residual, info_one.residual[0])
     g_layer, g_one = g_layer.basis_net.fields, g_one.constraint.basis_net.fields

@@ -11,18 +11,10 @@ import numpy as np
 import pytest
 
 import trainax.constraint as tc
+from constraint_helpers import Fixed, squared_output_and_grad
 from trainax.constraint._layer import _interface_nodes
 
 NU = 0.1
-
-
-class Fixed(eqx.Module):
-    """A 'backbone' that returns given basis fields."""
-
-    fields: object
-
-    def __call__(self, inputs):
-        return self.fields
 
 
 def heat(linear=True):
@@ -132,17 +124,8 @@ def test_one_coupled_expert_equals_the_global_layer(x64, linear):
     one = tc.MixtureOfExperts(layer, (1, 1), coupling="interface")
     key = jr.PRNGKey(5)
     tol = 1e-13 if linear else 1e-9
-
-    @eqx.filter_jit
-    def run(model):
-        def loss(model):
-            u, info = model(inputs, key=key)
-            return jnp.sum(u**2), (u, info)
-
-        return eqx.filter_value_and_grad(loss, has_aux=True)(model)
-
-    (_, (u_layer, info)), g_layer = run(layer)
-    (_, (u_one, info_one)), g_one = run(one)
+    (_, (u_layer, info)), g_layer = squared_output_and_grad(layer, inputs, key)
+    (_, (u_one, info_one)), g_one = squared_output_and_grad(one, inputs, key)
     np.testing.assert_allclose(u_layer, u_one, rtol=0, atol=tol)
     np.testing.assert_allclose(info.weights, info_one.weights[0], rtol=0, atol=tol)
     np.testing.assert_allclose(info.residual, info_one.residual[0], rtol=0, atol=tol)

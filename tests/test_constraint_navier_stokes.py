@@ -15,19 +15,11 @@ import pytest
 
 import trainax as tx
 import trainax.constraint as tc
+from constraint_helpers import Fixed
 from trainax.sample_data import navier_stokes_constraint_2d
 
 TWO_PI = 2 * np.pi
 NU, HORIZON = 0.01, 1.0
-
-
-class Fixed(eqx.Module):
-    """A 'backbone' that returns given basis fields."""
-
-    fields: object
-
-    def __call__(self, inputs):
-        return self.fields
 
 
 class FourierSpaceFDTime(tc.AbstractDerivatives):
