@@ -557,11 +557,12 @@ def _check_grid(constraint, fields, inputs, counts, orders, given):
 
 
 def _condition_rows(masks, counts, regions):
-    """Per region, `(E, Q)` flat node indices inside each block and their 0/1 mask."""
+    """Per region, `(E, Q)` flat node indices inside each block and their 0/1 mask
+    (`Q = 0` for a region without nodes, such as the interfaces of one expert)."""
     out = []
     for region in regions:
         blocks = partition_numpy(masks[region], counts).reshape(math.prod(counts), -1)
-        width = max(int(blocks.sum(axis=1).max()), 1)
+        width = int(blocks.sum(axis=1).max())
         index = np.zeros((blocks.shape[0], width), np.int32)
         mask = np.zeros((blocks.shape[0], width))
         for e, row in enumerate(blocks):
@@ -571,13 +572,17 @@ def _condition_rows(masks, counts, regions):
     return out
 
 
-def _check_rows(constraint, num_basis, eligible, local, global_sizes):
+def _check_points(constraint, eligible, where: str = "") -> None:
     fewest = int(eligible.sum(axis=1).min())
     if constraint.num_points > fewest:
         raise ValueError(
             f"`num_points` ({constraint.num_points}) is more than a block holds: the "
-            f"smallest has {fewest} nodes where the PDE is imposed."
+            f"smallest has {fewest} nodes{where} where the PDE is imposed."
         )
+
+
+def _check_rows(constraint, num_basis, eligible, local, global_sizes):
+    _check_points(constraint, eligible)
     if constraint.ridge > 0:
         return
     if global_sizes is None:
@@ -795,8 +800,6 @@ def _constrain_coupled(constraint, inputs, key, counts):
     eligible = partition_numpy(masks["pde"] & ~interface, counts).reshape(num_experts, -1)
     local = _condition_rows({**masks, "interface": interface}, counts,
                             ("interface",) + tuple(pde.conditions))
-    if not interface.any():  # one expert: no interface rows, not even padding
-        local[0] = (np.zeros((num_experts, 0), np.int32), np.zeros((num_experts, 0)))
     _check_coupled_rows(constraint, num_basis * num_experts, eligible, local)
 
     # expert e's fields: the basis on its block, zero elsewhere; the stitched
@@ -847,12 +850,7 @@ def _constrain_coupled(constraint, inputs, key, counts):
 
 
 def _check_coupled_rows(constraint, num_weights, eligible, local):
-    fewest = int(eligible.sum(axis=1).min())
-    if constraint.num_points > fewest:
-        raise ValueError(
-            f"`num_points` ({constraint.num_points}) is more than a block holds: the "
-            f"smallest has {fewest} nodes off its interfaces where the PDE is imposed."
-        )
+    _check_points(constraint, eligible, " off its interfaces")
     rows = eligible.shape[0] * constraint.num_points + sum(int(m.sum()) for _, m in local)
     if constraint.ridge == 0 and rows < num_weights:
         raise ValueError(
